@@ -1,1 +1,268 @@
-//! placeholder
+//! ferrosigner: an Ethereum consensus-layer remote signer.
+//!
+//! How the parts connect:
+//! - [`config`] parses the command line (flags and `FERROSIGNER_*` variables);
+//! - [`start`] wires a running signer: network ([`ferrosigner_consensus`]), slashing database
+//!   ([`ferrosigner_slashing`]), key registry ([`keys`]) filled in the background by [`loader`]
+//!   ([`ferrosigner_keystore`]), the signing pipeline ([`signing`]) whose BLS work runs on [`pool`], and the
+//!   HTTP listeners ([`http`]) with [`metrics`];
+//! - handlers parse, call [`signing::Signer`], and map the result to a status.
+
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod loader;
+pub mod metrics;
+pub mod pool;
+pub mod signing;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use ferrosigner_consensus::Network;
+use ferrosigner_slashing::SlashingDb;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::RunArgs;
+use crate::keys::KeyRegistry;
+use crate::loader::{Job, Passwords};
+use crate::metrics::Metrics;
+use crate::pool::SignPool;
+use crate::signing::Signer;
+
+/// A running signer: its bound addresses and the handle to stop it.
+pub struct Running {
+    /// Where the signing API listens.
+    pub http_addr: SocketAddr,
+    /// Where the metrics listener listens, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The signing service.
+    pub signer: Arc<Signer>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    loading: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting connections, finishes in-flight requests and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.loading.abort();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits until start-up key loading has finished.
+    pub async fn wait_keys_loaded(&self) {
+        while !self.signer.keys_ready() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Resolves `--network`: a known name, or the path of a consensus `config.yaml`.
+pub fn resolve_network(spec: &str) -> anyhow::Result<Network> {
+    match Network::by_name(spec) {
+        Ok(network) => Ok(network),
+        Err(by_name) => {
+            let path = Path::new(spec);
+            if !path.is_file() {
+                bail!("--network {spec}: {by_name}, and no file of that name exists");
+            }
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Network::from_config_yaml(&text).with_context(|| format!("network config {}", path.display()))
+        }
+    }
+}
+
+/// The jobs of start-up key loading: managed keys, then `--keystores-path`.
+fn startup_jobs(args: &RunArgs) -> anyhow::Result<Vec<Job>> {
+    let mut jobs = loader::managed_jobs(&args.data_dir.join("keystores"))
+        .with_context(|| format!("reading {}", args.data_dir.join("keystores").display()))?;
+    if let Some(passwords) = external_passwords(args)? {
+        let dir = args.keystores_path.as_deref().unwrap_or(Path::new("."));
+        jobs.extend(loader::external_jobs(dir, &passwords).with_context(|| format!("reading {}", dir.display()))?);
+    }
+    Ok(jobs)
+}
+
+/// Checks the `--keystores-*` flags and returns how passwords are found, or `None` without a keystore path.
+pub fn external_passwords(args: &RunArgs) -> anyhow::Result<Option<Passwords>> {
+    let passwords = match (&args.keystores_passwords_path, &args.keystores_password_file) {
+        (Some(dir), None) => Some(Passwords::Directory(dir.clone())),
+        (None, Some(file)) => Some(Passwords::File(file.clone())),
+        (None, None) => None,
+        (Some(_), Some(_)) => bail!("give either --keystores-passwords-path or --keystores-password-file, not both"),
+    };
+    match (&args.keystores_path, passwords) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => bail!("--keystores-passwords-path/--keystores-password-file need --keystores-path"),
+        (Some(dir), None) => bail!(
+            "--keystores-path {} needs --keystores-passwords-path or --keystores-password-file",
+            dir.display()
+        ),
+        (Some(dir), Some(p)) => {
+            if !dir.is_dir() {
+                bail!("--keystores-path {} is not a directory", dir.display());
+            }
+            match &p {
+                Passwords::Directory(d) if !d.is_dir() => {
+                    bail!("--keystores-passwords-path {} is not a directory", d.display())
+                }
+                Passwords::File(f) if !f.is_file() => bail!("--keystores-password-file {} is not a file", f.display()),
+                _ => {}
+            }
+            Ok(Some(p))
+        }
+    }
+}
+
+/// Creates `dir` (and parents) readable by the owner only.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Starts the signer: opens the slashing database, binds the listeners, and loads keys in the background
+/// (`/healthcheck` says DOWN until that finishes).
+pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
+    let network = resolve_network(&args.network)?;
+    let jobs = startup_jobs(&args)?;
+    create_private_dir(&args.data_dir).with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+
+    let slashing = if args.slashing_protection_enabled {
+        let location = args.slashing_db_location();
+        let db = SlashingDb::open(&location)
+            .await
+            .with_context(|| format!("opening slashing protection database {}", redact_url(&location)))?;
+        tracing::info!(database = %redact_url(&location), "slashing protection enabled");
+        Some(db)
+    } else {
+        tracing::warn!("SLASHING PROTECTION IS DISABLED: blocks and attestations are signed without any check");
+        None
+    };
+
+    let metrics = Arc::new(Metrics::new());
+    let pool = SignPool::new(args.signing_threads).context("starting the signing threads")?;
+    let keys = Arc::new(KeyRegistry::default());
+    let signer = Arc::new(Signer::new(network, keys, slashing, pool, metrics));
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let listener = TcpListener::bind((args.http_listen_host, args.http_listen_port))
+        .await
+        .with_context(|| format!("binding {}:{}", args.http_listen_host, args.http_listen_port))?;
+    let http_addr = listener.local_addr()?;
+    let router = http::router(http::AppState { signer: signer.clone() }, args.max_request_body_bytes);
+    let mut tasks = vec![tokio::spawn(http::serve(listener, router, wait_for(shutdown_rx.clone())))];
+    let metrics_addr = if args.metrics_enabled {
+        let listener = TcpListener::bind((args.metrics_listen_host, args.metrics_listen_port))
+            .await
+            .with_context(|| format!("binding metrics {}:{}", args.metrics_listen_host, args.metrics_listen_port))?;
+        let addr = listener.local_addr()?;
+        tasks.push(tokio::spawn(http::serve(listener, http::metrics_router(signer.clone()), wait_for(shutdown_rx))));
+        Some(addr)
+    } else {
+        None
+    };
+    tracing::info!(%http_addr, ?metrics_addr, network = signer.network().name(), "listening");
+
+    let loading = tokio::spawn(load_keys(signer.clone(), jobs));
+    Ok(Running { http_addr, metrics_addr, signer, shutdown, tasks, loading })
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Decrypts the start-up keystores off the async workers, registers them, and marks the signer ready.
+async fn load_keys(signer: Arc<Signer>, jobs: Vec<Job>) {
+    let total = jobs.len();
+    signer.update_load_report(|r| *r = loader::LoadReport { total, ..Default::default() });
+    let parallelism = loader::decrypt_parallelism();
+    tracing::info!(keystores = total, parallelism, "loading keys");
+    let started = std::time::Instant::now();
+    let task_signer = signer.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let step = (total / 20).max(1);
+        loader::load_all(&jobs, parallelism, &|done, total| {
+            task_signer.update_load_report(|r| r.done = done);
+            if done % step == 0 || done == total {
+                tracing::info!(done, total, "loading keys");
+            }
+        })
+    })
+    .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::error!("key loading stopped: {e}");
+            return;
+        }
+    };
+    for failure in &outcome.failed {
+        tracing::error!(keystore = %failure.file.display(), reason = %failure.reason, "keystore not loaded");
+    }
+    let mut duplicates = 0;
+    for entry in outcome.loaded {
+        if !signer.keys().insert(entry) {
+            duplicates += 1;
+        }
+    }
+    let loaded = signer.keys().len();
+    signer.metrics().keys_loaded.set(loaded as i64);
+    signer.update_load_report(|r| {
+        r.done = total;
+        r.errors = outcome.failed.len();
+        r.failures = outcome.failed;
+    });
+    signer.set_keys_ready();
+    tracing::info!(
+        loaded,
+        failed = signer.load_report().errors,
+        duplicates,
+        seconds = started.elapsed().as_secs_f64(),
+        "keys loaded"
+    );
+}
+
+/// Hides the password of a database URL (`postgres://user:secret@host` → `postgres://user:***@host`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it with `mode`, fsync, rename, fsync of the
+/// directory. A crash leaves either the old file or the new one, never a partial file.
+pub fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,1 +1,165 @@
-fn main() {}
+//! The `ferrosigner` binary: command line, logging, wiring, graceful shutdown.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use ferrosigner::config::{Cli, Command, GenerateArgs, KdfChoice, LogFormat, SlashingCommand};
+use ferrosigner_slashing::SlashingDb;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (format, level) = match &cli.command {
+        Command::Run(args) => (args.log_format, args.log_level.clone()),
+        _ => (LogFormat::Plain, "info".to_owned()),
+    };
+    if let Err(e) = init_logging(format, &level) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(*args).await,
+            Command::SlashingProtection(cmd) => slashing_protection(cmd).await,
+            Command::GenerateKeystores(args) => tokio::task::spawn_blocking(move || generate(args)).await?,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(level).with_context(|| format!("--log-level {level}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+async fn run(args: ferrosigner::config::RunArgs) -> anyhow::Result<()> {
+    let running = ferrosigner::start(args).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn slashing_protection(cmd: SlashingCommand) -> anyhow::Result<()> {
+    match cmd {
+        SlashingCommand::Import(args) => {
+            let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+            let db = open_db(&args.db).await?;
+            let summary = db.import_interchange(&text, None).await.context("import failed; nothing was imported")?;
+            println!("imported {}: {summary:?}", args.file.display());
+        }
+        SlashingCommand::Export(args) => {
+            let db = open_db(&args.db).await?;
+            let json = db.export_interchange(None).await?;
+            ferrosigner::write_file_atomic(&args.file, json.as_bytes(), 0o600)
+                .with_context(|| format!("writing {}", args.file.display()))?;
+            println!("exported to {}", args.file.display());
+        }
+        SlashingCommand::Prune(args) => {
+            let network = ferrosigner::resolve_network(&args.network)?;
+            let db = open_db(&args.db).await?;
+            db.prune(args.epochs_to_keep, network.slots_per_epoch()).await?;
+            println!("pruned history older than the last {} epochs", args.epochs_to_keep);
+        }
+    }
+    Ok(())
+}
+
+async fn open_db(args: &ferrosigner::config::SlashingDbArgs) -> anyhow::Result<SlashingDb> {
+    let location = args.location();
+    if !location.starts_with("postgres") {
+        if let Some(parent) = std::path::Path::new(&location).parent() {
+            ferrosigner::create_private_dir(parent)?;
+        }
+    }
+    SlashingDb::open(&location)
+        .await
+        .with_context(|| format!("opening {}", ferrosigner::redact_url(&location)))
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    use ferrosigner_keystore::{Kdf, Keystore};
+    ferrosigner::create_private_dir(&args.output_dir)?;
+    let kdf = match args.kdf {
+        KdfChoice::Scrypt => Kdf::Scrypt { log2_n: 18 },
+        KdfChoice::Pbkdf2 => Kdf::Pbkdf2 { c: 1 << 18 },
+        KdfChoice::Insecure => Kdf::Pbkdf2 { c: 16 },
+    };
+    let seed = match &args.seed {
+        Some(hex_seed) => Some(zeroize::Zeroizing::new(
+            hex::decode(hex_seed.trim_start_matches("0x")).context("--seed is not hex")?,
+        )),
+        None => None,
+    };
+    let password_dir = args.output_dir.join("passwords");
+    if args.per_key_password_files {
+        ferrosigner::create_private_dir(&password_dir)?;
+    }
+    ferrosigner::write_file_atomic(&args.output_dir.join("password.txt"), args.password.as_bytes(), 0o600)?;
+    let indices: Vec<u32> = (0..args.count).collect();
+    use rayon::prelude::*;
+    indices.par_iter().try_for_each(|&i| -> anyhow::Result<()> {
+        let path = ferrosigner_keystore::validator_signing_path(i);
+        let secret = match &seed {
+            Some(seed) => ferrosigner_keystore::derive_secret_key(seed, &path)?,
+            None => {
+                let mut ikm = zeroize::Zeroizing::new([0u8; 32]);
+                getrandom::fill(ikm.as_mut()).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                ferrosigner_bls::SecretKey::key_gen(ikm.as_ref())?
+            }
+        };
+        let keystore = Keystore::encrypt(&secret, &args.password, kdf, &path)?;
+        let stem = format!("keystore-{i:05}");
+        let file = args.output_dir.join(format!("{stem}.json"));
+        ferrosigner::write_file_atomic(&file, keystore.to_json().as_bytes(), 0o600)?;
+        if args.per_key_password_files {
+            ferrosigner::write_file_atomic(&password_dir.join(format!("{stem}.txt")), args.password.as_bytes(), 0o600)?;
+        }
+        Ok(())
+    })?;
+    println!("wrote {} keystores to {}", args.count, args.output_dir.display());
+    Ok(())
+}

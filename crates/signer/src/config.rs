@@ -1,0 +1,210 @@
+//! Command line: `ferrosigner run` and the operator tools.
+//!
+//! Every flag of `run` can also come from an environment variable named `FERROSIGNER_<FLAG>` (upper case,
+//! dashes as underscores), e.g. `FERROSIGNER_HTTP_LISTEN_PORT=9000`. A flag given on the command line wins.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ferrosigner: an Ethereum consensus remote signer (Web3Signer-compatible eth2 API, Keymanager API).
+#[derive(Debug, Parser)]
+#[command(name = "ferrosigner", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the signer.
+    Run(Box<RunArgs>),
+    /// Offline slashing-protection database tools (EIP-3076 interchange).
+    #[command(name = "slashing-protection", subcommand)]
+    SlashingProtection(SlashingCommand),
+    /// Write EIP-2335 keystores for fresh random (or seed-derived) keys, for testing and benchmarks.
+    GenerateKeystores(GenerateArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `ferrosigner run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Directory for the signer's own state: slashing database, managed keystores, API token, key cache.
+    #[arg(long, env = "FERROSIGNER_DATA_DIR", default_value = "./ferrosigner-data")]
+    pub data_dir: PathBuf,
+
+    /// Address the signing API listens on.
+    #[arg(long, env = "FERROSIGNER_HTTP_LISTEN_HOST", default_value = "127.0.0.1")]
+    pub http_listen_host: IpAddr,
+
+    /// Port the signing API listens on (0 picks a free port; the chosen address is logged).
+    #[arg(long, env = "FERROSIGNER_HTTP_LISTEN_PORT", default_value_t = 9000)]
+    pub http_listen_port: u16,
+
+    /// Serve Prometheus metrics on their own listener.
+    #[arg(long, env = "FERROSIGNER_METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics_enabled: bool,
+
+    /// Address the metrics listener binds.
+    #[arg(long, env = "FERROSIGNER_METRICS_LISTEN_HOST", default_value = "127.0.0.1")]
+    pub metrics_listen_host: IpAddr,
+
+    /// Port of the metrics listener (`/metrics`).
+    #[arg(long, env = "FERROSIGNER_METRICS_LISTEN_PORT", default_value_t = 9001)]
+    pub metrics_listen_port: u16,
+
+    /// Network: mainnet, hoodi, sepolia, holesky, gnosis, or the path of a consensus `config.yaml`.
+    #[arg(long, env = "FERROSIGNER_NETWORK", default_value = "mainnet")]
+    pub network: String,
+
+    /// Directory of EIP-2335 keystores (`*.json`) loaded read-only at start-up and on reload.
+    #[arg(long, env = "FERROSIGNER_KEYSTORES_PATH")]
+    pub keystores_path: Option<PathBuf>,
+
+    /// Directory of passwords for `--keystores-path`, one `<keystore file stem>.txt` per keystore.
+    #[arg(long, env = "FERROSIGNER_KEYSTORES_PASSWORDS_PATH", conflicts_with = "keystores_password_file")]
+    pub keystores_passwords_path: Option<PathBuf>,
+
+    /// One password file for every keystore in `--keystores-path`.
+    #[arg(long, env = "FERROSIGNER_KEYSTORES_PASSWORD_FILE")]
+    pub keystores_password_file: Option<PathBuf>,
+
+    /// Refuse slashable blocks and attestations (EIP-3076). Turning this off is logged loudly.
+    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub slashing_protection_enabled: bool,
+
+    /// Slashing database: a `postgres://` URL to share history between instances; default
+    /// `<data-dir>/slashing-protection.sqlite`.
+    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_DB_URL")]
+    pub slashing_protection_db_url: Option<String>,
+
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    #[arg(long, env = "FERROSIGNER_MAX_REQUEST_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_request_body_bytes: usize,
+
+    /// Threads that compute BLS signatures (default: one per core).
+    #[arg(long, env = "FERROSIGNER_SIGNING_THREADS")]
+    pub signing_threads: Option<usize>,
+
+    /// Log format.
+    #[arg(long, env = "FERROSIGNER_LOG_FORMAT", value_enum, default_value = "plain")]
+    pub log_format: LogFormat,
+
+    /// Log filter (`info`, `debug`, or a tracing filter such as `ferrosigner=debug`).
+    #[arg(long, env = "FERROSIGNER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// `ferrosigner slashing-protection …`
+#[derive(Debug, Subcommand)]
+pub enum SlashingCommand {
+    /// Import an EIP-3076 interchange file (all or nothing; never lowers a watermark).
+    Import(SlashingFileArgs),
+    /// Export the complete history as an EIP-3076 interchange file.
+    Export(SlashingFileArgs),
+    /// Delete history older than the last N epochs while keeping protection (watermarks).
+    Prune(PruneArgs),
+}
+
+/// Where the slashing database is, for the offline tools.
+#[derive(Debug, Clone, Args)]
+pub struct SlashingDbArgs {
+    /// Data directory whose `slashing-protection.sqlite` is used when no URL is given.
+    #[arg(long, env = "FERROSIGNER_DATA_DIR", default_value = "./ferrosigner-data")]
+    pub data_dir: PathBuf,
+    /// A `postgres://` URL or SQLite path; overrides `--data-dir`.
+    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_DB_URL")]
+    pub slashing_protection_db_url: Option<String>,
+}
+
+/// Arguments of `import` and `export`.
+#[derive(Debug, Clone, Args)]
+pub struct SlashingFileArgs {
+    /// The interchange file to read or write.
+    pub file: PathBuf,
+    /// Database location.
+    #[command(flatten)]
+    pub db: SlashingDbArgs,
+}
+
+/// Arguments of `prune`.
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Epochs of history to keep.
+    #[arg(long, default_value_t = 250)]
+    pub epochs_to_keep: u64,
+    /// Network (for slots per epoch).
+    #[arg(long, env = "FERROSIGNER_NETWORK", default_value = "mainnet")]
+    pub network: String,
+    /// Database location.
+    #[command(flatten)]
+    pub db: SlashingDbArgs,
+}
+
+/// Arguments of `generate-keystores`.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// How many keystores to write.
+    #[arg(long, default_value_t = 1)]
+    pub count: u32,
+    /// Output directory (created); keystores go to `<dir>/keystore-<i>.json`.
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Password for every keystore; also written to `<dir>/password.txt`.
+    #[arg(long, env = "FERROSIGNER_GENERATE_PASSWORD")]
+    pub password: String,
+    /// Key derivation function.
+    #[arg(long, value_enum, default_value = "scrypt")]
+    pub kdf: KdfChoice,
+    /// Derive keys from this hex seed (EIP-2333, path m/12381/3600/i/0/0) instead of random keys; for
+    /// reproducible test keys only.
+    #[arg(long)]
+    pub seed: Option<String>,
+    /// Also write `<dir>/passwords/<stem>.txt` for each keystore (the `--keystores-passwords-path` layout).
+    #[arg(long)]
+    pub per_key_password_files: bool,
+}
+
+/// KDF choice for generated keystores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KdfChoice {
+    /// scrypt n=2^18, r=8, p=1 (EIP-2335 default; ~0.6 s and 256 MiB to decrypt).
+    Scrypt,
+    /// pbkdf2-sha256, c=2^18.
+    Pbkdf2,
+    /// pbkdf2-sha256 with c=16: fast, for tests only.
+    Insecure,
+}
+
+impl RunArgs {
+    /// The slashing database location this configuration uses.
+    pub fn slashing_db_location(&self) -> String {
+        db_location(&self.data_dir, self.slashing_protection_db_url.as_deref())
+    }
+}
+
+impl SlashingDbArgs {
+    /// The slashing database location these arguments name.
+    pub fn location(&self) -> String {
+        db_location(&self.data_dir, self.slashing_protection_db_url.as_deref())
+    }
+}
+
+fn db_location(data_dir: &std::path::Path, url: Option<&str>) -> String {
+    match url {
+        Some(url) => url.to_owned(),
+        None => data_dir.join("slashing-protection.sqlite").to_string_lossy().into_owned(),
+    }
+}

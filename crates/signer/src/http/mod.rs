@@ -1,0 +1,118 @@
+//! HTTP: the signing API router and the metrics router, and how they are served.
+//!
+//! Every error is a JSON body `{"error": "..."}` with the right status; nothing a client sends yields a 500.
+
+mod eth2;
+mod health;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::signing::Signer;
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The signing service.
+    pub signer: Arc<Signer>,
+}
+
+/// The signing API: eth2 signing, public keys, health.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .merge(eth2::routes())
+        .merge(health::routes())
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// The metrics listener's router: `GET /metrics`.
+pub fn metrics_router(signer: Arc<Signer>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let signer = signer.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    signer.metrics().encode(),
+                )
+            }
+        }),
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// A JSON error response `{"error": message}`.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+/// Whether the client's `Accept` header takes JSON: any entry `application/json` or `*/*`.
+pub fn accepts_json(headers: &HeaderMap) -> bool {
+    media_types(headers).any(|m| m == "application/json" || m == "*/*")
+}
+
+/// Whether the client's `Accept` header lists JSON and nothing that takes plain text.
+pub fn accepts_only_json(headers: &HeaderMap) -> bool {
+    let mut json = false;
+    for m in media_types(headers) {
+        match m.as_str() {
+            "application/json" => json = true,
+            "text/plain" | "text/*" | "*/*" => return false,
+            _ => {}
+        }
+    }
+    json
+}
+
+fn media_types(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|item| item.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// `text/plain; charset=utf-8`.
+pub(crate) const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(accepts_json(&accept("application/json")));
+        assert!(accepts_json(&accept("text/plain, */*;q=0.1")));
+        assert!(accepts_json(&accept("Application/JSON; charset=utf-8")));
+        assert!(!accepts_json(&accept("text/plain")));
+        assert!(!accepts_json(&HeaderMap::new()));
+        assert!(accepts_only_json(&accept("application/json")));
+        assert!(!accepts_only_json(&accept("application/json, text/plain")));
+        assert!(!accepts_only_json(&HeaderMap::new()));
+    }
+}

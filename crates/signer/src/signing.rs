@@ -1,0 +1,214 @@
+//! The signing pipeline: parse → signing root → key → slashing check-and-insert (committed) → BLS sign.
+//!
+//! A request that fails any step leaves no slashing record and produces no signature. Handlers call
+//! [`Signer::sign`] and map [`SignError`] to a status; no rule lives in a handler.
+
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use ferrosigner_bls::{PUBLIC_KEY_LEN, Signature, decode_hex_array};
+use ferrosigner_consensus::{Network, SlashingSubject};
+use ferrosigner_slashing::SlashingDb;
+
+use crate::keys::KeyRegistry;
+use crate::loader::LoadReport;
+use crate::metrics::{Metrics, OperationLabels};
+use crate::pool::SignPool;
+
+/// Why a signing request was not signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The request is malformed or inconsistent (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such key is loaded (404).
+    #[error("no key {0} is loaded")]
+    UnknownKey(String),
+    /// Keys are still loading and this one is not among those loaded so far (503).
+    #[error("keys are still loading")]
+    NotReady,
+    /// Slashing protection refused (412).
+    #[error("slashing protection refused: {0}")]
+    Refused(String),
+    /// The slashing database did not answer (503); nothing was signed.
+    #[error("slashing protection database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (500); nothing was signed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SignError {
+    /// The short outcome label used in metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            SignError::BadRequest(_) => "bad_request",
+            SignError::UnknownKey(_) => "unknown_key",
+            SignError::NotReady => "not_ready",
+            SignError::Refused(_) => "slashing_refused",
+            SignError::Unavailable(_) => "unavailable",
+            SignError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Shared state of the signing service.
+pub struct Signer {
+    network: Network,
+    keys: Arc<KeyRegistry>,
+    slashing: Option<SlashingDb>,
+    pool: SignPool,
+    metrics: Arc<Metrics>,
+    keys_ready: AtomicBool,
+    load_report: Mutex<LoadReport>,
+}
+
+impl Signer {
+    /// A signer over these parts. `slashing: None` means slashing protection is off.
+    pub fn new(
+        network: Network,
+        keys: Arc<KeyRegistry>,
+        slashing: Option<SlashingDb>,
+        pool: SignPool,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self { network, keys, slashing, pool, metrics, keys_ready: AtomicBool::new(false), load_report: Mutex::default() }
+    }
+
+    /// The network whose fork schedule is used.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The key registry.
+    pub fn keys(&self) -> &Arc<KeyRegistry> {
+        &self.keys
+    }
+
+    /// The slashing database, when protection is on.
+    pub fn slashing(&self) -> Option<&SlashingDb> {
+        self.slashing.as_ref()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Marks start-up key loading as finished.
+    pub fn set_keys_ready(&self) {
+        self.keys_ready.store(true, Ordering::Release);
+    }
+
+    /// The progress and result of the last key loading.
+    pub fn load_report(&self) -> LoadReport {
+        self.load_report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Updates the key-loading report (and its metrics).
+    pub fn update_load_report(&self, update: impl FnOnce(&mut LoadReport)) {
+        let mut report = self.load_report.lock().unwrap_or_else(|e| e.into_inner());
+        update(&mut report);
+        self.metrics.key_loading_total.set(report.total as i64);
+        self.metrics.key_loading_done.set(report.done as i64);
+        self.metrics.key_loading_errors.set(report.errors as i64);
+    }
+
+    /// Whether start-up key loading has finished.
+    pub fn keys_ready(&self) -> bool {
+        self.keys_ready.load(Ordering::Acquire)
+    }
+
+    /// Signs the request `body` with the key `pubkey` (`0x` hex), counting the outcome in metrics.
+    pub async fn sign(&self, pubkey: &str, body: &[u8]) -> Result<Signature, SignError> {
+        let start = Instant::now();
+        let mut kind = "unknown";
+        let result = self.sign_inner(pubkey, body, &mut kind).await;
+        let outcome = match &result {
+            Ok(_) => {
+                self.metrics
+                    .signing_duration
+                    .get_or_create(&OperationLabels { operation: kind })
+                    .observe(start.elapsed().as_secs_f64());
+                "signed"
+            }
+            Err(e) => e.outcome(),
+        };
+        self.metrics.count_request(kind, outcome);
+        result
+    }
+
+    async fn sign_inner(&self, pubkey: &str, body: &[u8], kind: &mut &'static str) -> Result<Signature, SignError> {
+        let pubkey_bytes: [u8; PUBLIC_KEY_LEN] = decode_hex_array(pubkey)
+            .map_err(|_| SignError::BadRequest(format!("`{}` is not a 48-byte hex public key", truncate(pubkey))))?;
+        let prepared = ferrosigner_consensus::prepare(body, &self.network).map_err(|e| SignError::BadRequest(e.to_string()))?;
+        *kind = prepared.kind.as_str();
+        if let (Some(requested), Some(expected)) = (prepared.genesis_validators_root, self.network.genesis_validators_root())
+            && requested != expected
+        {
+            return Err(SignError::BadRequest(format!(
+                "genesis_validators_root 0x{} is not that of network {} (0x{})",
+                hex::encode(requested),
+                self.network.name(),
+                hex::encode(expected)
+            )));
+        }
+        let Some(key) = self.keys.get(&pubkey_bytes) else {
+            return Err(if self.keys_ready() {
+                SignError::UnknownKey(format!("0x{}", hex::encode(pubkey_bytes)))
+            } else {
+                SignError::NotReady
+            });
+        };
+        if let (Some(db), Some(subject)) = (&self.slashing, prepared.slashing) {
+            let gvr = prepared
+                .genesis_validators_root
+                .ok_or_else(|| SignError::BadRequest("fork_info.genesis_validators_root is required".into()))?;
+            self.check_slashing(db, gvr, &pubkey_bytes, subject, prepared.signing_root).await?;
+        }
+        self.pool
+            .sign(key, prepared.signing_root)
+            .await
+            .map_err(|e| SignError::Internal(e.to_string()))
+    }
+
+    async fn check_slashing(
+        &self,
+        db: &SlashingDb,
+        gvr: [u8; 32],
+        pubkey: &[u8; PUBLIC_KEY_LEN],
+        subject: SlashingSubject,
+        signing_root: [u8; 32],
+    ) -> Result<(), SignError> {
+        let start = Instant::now();
+        let (operation, result) = match subject {
+            SlashingSubject::Block { slot } => ("block", db.check_block(gvr, pubkey, slot, signing_root).await),
+            SlashingSubject::Attestation { source_epoch, target_epoch } => (
+                "attestation",
+                db.check_attestation(gvr, pubkey, source_epoch, target_epoch, signing_root).await,
+            ),
+        };
+        self.metrics
+            .slashing_db_duration
+            .get_or_create(&OperationLabels { operation })
+            .observe(start.elapsed().as_secs_f64());
+        match result {
+            Ok(_) => {
+                self.metrics.slashing_permitted.inc();
+                Ok(())
+            }
+            Err(ferrosigner_slashing::Error::Refused(refusal)) => {
+                self.metrics.slashing_prevented.inc();
+                tracing::warn!(pubkey = %format!("0x{}", hex::encode(pubkey)), %refusal, "slashing protection refused a {operation}");
+                Err(SignError::Refused(refusal.to_string()))
+            }
+            Err(ferrosigner_slashing::Error::Unavailable(reason)) => Err(SignError::Unavailable(reason)),
+            Err(other) => Err(SignError::Internal(other.to_string())),
+        }
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(100).collect()
+}

@@ -1,0 +1,106 @@
+//! Shared helpers for the signer's integration tests: real keystores on disk, a real signer on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use ferrosigner::Running;
+use ferrosigner::config::{Cli, Command, RunArgs};
+use ferrosigner_bls::SecretKey;
+use ferrosigner_keystore::{Kdf, Keystore};
+use serde_json::Value;
+
+/// The repository's testdata directory.
+pub fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// Reads a JSON file.
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A secret key from `0x` hex.
+pub fn secret(hex_key: &str) -> SecretKey {
+    SecretKey::from_bytes(&hex::decode(hex_key.trim_start_matches("0x")).unwrap()).unwrap()
+}
+
+/// Writes one EIP-2335 keystore per secret (fast pbkdf2) into `dir`, all with `password`, and
+/// `dir/../password.txt`. Returns the password file.
+pub fn write_keystores(dir: &Path, secrets: &[SecretKey], password: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, sk) in secrets.iter().enumerate() {
+        let ks = Keystore::encrypt(sk, password, Kdf::Pbkdf2 { c: 16 }, &format!("m/12381/3600/{i}/0/0")).unwrap();
+        std::fs::write(dir.join(format!("keystore-{i}.json")), ks.to_json()).unwrap();
+    }
+    let password_file = dir.parent().unwrap().join("password.txt");
+    std::fs::write(&password_file, password).unwrap();
+    password_file
+}
+
+/// `ferrosigner run` arguments as the command line would give them.
+pub fn run_args(args: &[&str]) -> RunArgs {
+    let mut argv = vec!["ferrosigner", "run"];
+    argv.extend_from_slice(args);
+    match Cli::try_parse_from(argv).unwrap().command {
+        Command::Run(args) => *args,
+        _ => unreachable!(),
+    }
+}
+
+/// A signer running in this process on 127.0.0.1 with free ports, its data dir in a temp dir.
+pub struct TestSigner {
+    pub running: Running,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+impl TestSigner {
+    /// Starts a signer with these secrets loaded from `--keystores-path` plus any `extra` flags.
+    pub async fn start(secrets: &[SecretKey], extra: &[&str]) -> TestSigner {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let password_file = write_keystores(&keys, secrets, "test password");
+        let data = dir.path().join("data");
+        let mut args = vec![
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--http-listen-port",
+            "0",
+            "--metrics-listen-port",
+            "0",
+            "--keystores-path",
+            keys.to_str().unwrap(),
+            "--keystores-password-file",
+            password_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let running = ferrosigner::start(run_args(&args)).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(30), running.wait_keys_loaded()).await.unwrap();
+        TestSigner { running, dir, client: reqwest::Client::new() }
+    }
+
+    /// `http://127.0.0.1:port` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.running.http_addr, path)
+    }
+
+    /// POSTs a sign request with `Accept: application/json`; returns status and body JSON.
+    pub async fn sign(&self, pubkey: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/api/v1/eth2/sign/{pubkey}")))
+            .header("Accept", "application/json")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
+        assert!(content_type.unwrap_or_default().starts_with("application/json"), "status {status}");
+        (status, json)
+    }
+}
