@@ -1,0 +1,491 @@
+//! PostgreSQL store: deadpool connection pool, schema migrated at open, one round trip per check.
+//!
+//! A check is a single `SELECT fs_check_block(..)` / `SELECT fs_check_attestation(..)` executed
+//! outside any explicit transaction: the server runs it as one transaction that takes the
+//! validator's advisory lock, decides, inserts and commits before answering. So `Ok` means the
+//! record is committed, and several signer processes sharing the database are serialised per
+//! validator. Every connection or pool failure becomes [`Error::Unavailable`]; the pool drops
+//! closed connections and opens new ones on the next request.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::interchange::{ImportRecord, Interchange, InterchangeRecord};
+use crate::rules::{AttestationRecord, BlockRecord, StoredRoot, Watermarks, raise, stored_root};
+use crate::{Error, Pubkey, Refusal, Root, Safe};
+
+const SCHEMA_V1: &str = include_str!("sql/postgres_v1.sql");
+const SCHEMA_VERSION: i32 = 1;
+/// Advisory lock class of this crate ('FSLP'); object 0 serialises migrations.
+const LOCK_CLASS: i32 = 1_179_862_864;
+const POOL_SIZE: usize = 16;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handle to the connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn pg_err(e: tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            // Connection exceptions, operator intervention, insufficient resources, and
+            // serialisation/deadlock failures are transient: the caller answers 503.
+            if code.starts_with("08")
+                || code.starts_with("57")
+                || code.starts_with("53")
+                || code == "40001"
+                || code == "40P01"
+            {
+                Error::Unavailable(format!("PostgreSQL: {}", db.message()))
+            } else {
+                Error::Database(format!("PostgreSQL: {} ({code})", db.message()))
+            }
+        }
+        // No server error: the connection was lost or could not be used.
+        None => Error::Unavailable(format!("PostgreSQL connection: {e}")),
+    }
+}
+
+fn pool_err<E: std::fmt::Display>(e: E) -> Error {
+    Error::Unavailable(format!("PostgreSQL pool: {e}"))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> Result<u64, Error> {
+    u64::try_from(v).map_err(|_| Error::Database(format!("negative slot or epoch {v} in the database")))
+}
+
+fn opt_u64(v: Option<i64>) -> Result<Option<u64>, Error> {
+    v.map(to_u64).transpose()
+}
+
+fn root_param(root: &StoredRoot) -> Option<&[u8]> {
+    root.as_ref().map(|r| r.as_slice())
+}
+
+fn root_from_db(v: Option<Vec<u8>>) -> Result<StoredRoot, Error> {
+    match v {
+        None => Ok(None),
+        Some(bytes) => Ok(stored_root(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Database(format!("stored signing root has {} bytes", bytes.len())))?,
+        )),
+    }
+}
+
+fn verdict(code: i16) -> Result<Safe, Error> {
+    match code {
+        0 => Ok(Safe::Inserted),
+        1 => Ok(Safe::SameData),
+        c => match Refusal::ALL.iter().find(|r| r.code() == c) {
+            Some(r) => Err(Error::Refused(*r)),
+            None => Err(Error::Database(format!("unknown verdict code {c} from the check function"))),
+        },
+    }
+}
+
+async fn with_timeout<T>(fut: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .map_err(|_| Error::Unavailable(format!("PostgreSQL did not answer within {} s", TIMEOUT.as_secs())))?
+}
+
+async fn lock_validator(tx: &deadpool_postgres::Transaction<'_>, pubkey: &Pubkey) -> Result<(i32, Watermarks), Error> {
+    let st = tx.prepare_cached("SELECT fs_lock_validator($1)").await.map_err(pg_err)?;
+    let id: i32 = tx.query_one(&st, &[&pubkey.as_slice()]).await.map_err(pg_err)?.try_get(0).map_err(pg_err)?;
+    let row = tx
+        .query_one("SELECT block_slot_wm, att_source_wm, att_target_wm FROM validators WHERE id = $1", &[&id])
+        .await
+        .map_err(pg_err)?;
+    let wm = Watermarks {
+        block_slot: opt_u64(row.try_get(0).map_err(pg_err)?)?,
+        att_source: opt_u64(row.try_get(1).map_err(pg_err)?)?,
+        att_target: opt_u64(row.try_get(2).map_err(pg_err)?)?,
+    };
+    Ok((id, wm))
+}
+
+async fn set_watermarks(tx: &deadpool_postgres::Transaction<'_>, id: i32, wm: &Watermarks) -> Result<(), Error> {
+    tx.execute(
+        "UPDATE validators SET block_slot_wm = $2, att_source_wm = $3, att_target_wm = $4 WHERE id = $1",
+        &[&id, &wm.block_slot.map(to_i64), &wm.att_source.map(to_i64), &wm.att_target.map(to_i64)],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Connects, migrates the schema (serialised across processes by an advisory lock) and
+    /// returns a pool handle.
+    pub async fn open(url: &str) -> Result<Self, Error> {
+        let mut cfg: tokio_postgres::Config =
+            url.parse().map_err(|e| Error::Open(format!("invalid PostgreSQL URL: {e}")))?;
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(Duration::from_secs(5));
+        }
+        let manager = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| Error::Open(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let store = Self { pool };
+        with_timeout(store.migrate()).await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), Error> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS]).await.map_err(pg_err)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .await
+            .map_err(pg_err)?;
+        let version: Option<i32> =
+            tx.query_one("SELECT MAX(version) FROM schema_version", &[]).await.map_err(pg_err)?.try_get(0).map_err(pg_err)?;
+        match version {
+            None => {
+                tx.batch_execute(SCHEMA_V1).await.map_err(|e| Error::Open(format!("schema creation failed: {e}")))?;
+                tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&SCHEMA_VERSION])
+                    .await
+                    .map_err(pg_err)?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(v) => {
+                return Err(Error::Open(format!("schema version {v} is newer than this program ({SCHEMA_VERSION})")));
+            }
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn check(&self, sql: &'static str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Safe, Error> {
+        with_timeout(async {
+            let client = self.pool.get().await.map_err(pool_err)?;
+            let st = client.prepare_cached(sql).await.map_err(pg_err)?;
+            let code: i16 = client.query_one(&st, params).await.map_err(pg_err)?.try_get(0).map_err(pg_err)?;
+            verdict(code)
+        })
+        .await
+    }
+
+    pub async fn check_block(&self, gvr: Root, pubkey: &Pubkey, slot: u64, root: Root) -> Result<Safe, Error> {
+        let root = stored_root(root);
+        self.check(
+            "SELECT fs_check_block($1, $2, $3, $4)",
+            &[&gvr.as_slice(), &pubkey.as_slice(), &to_i64(slot), &root_param(&root)],
+        )
+        .await
+    }
+
+    pub async fn check_attestation(
+        &self,
+        gvr: Root,
+        pubkey: &Pubkey,
+        source: u64,
+        target: u64,
+        root: Root,
+    ) -> Result<Safe, Error> {
+        let root = stored_root(root);
+        self.check(
+            "SELECT fs_check_attestation($1, $2, $3, $4, $5)",
+            &[&gvr.as_slice(), &pubkey.as_slice(), &to_i64(source), &to_i64(target), &root_param(&root)],
+        )
+        .await
+    }
+
+    pub async fn init_gvr(&self, gvr: Root) -> Result<(), Error> {
+        with_timeout(async {
+            let client = self.pool.get().await.map_err(pool_err)?;
+            let ok: bool = client
+                .query_one("SELECT fs_genesis_ok($1)", &[&gvr.as_slice()])
+                .await
+                .map_err(pg_err)?
+                .try_get(0)
+                .map_err(pg_err)?;
+            if ok { Ok(()) } else { Err(Error::Refused(Refusal::WrongGenesisValidatorsRoot)) }
+        })
+        .await
+    }
+
+    pub async fn gvr(&self) -> Result<Option<Root>, Error> {
+        with_timeout(async {
+            let client = self.pool.get().await.map_err(pool_err)?;
+            let row = client
+                .query_opt("SELECT genesis_validators_root FROM metadata WHERE id = 1", &[])
+                .await
+                .map_err(pg_err)?;
+            match row {
+                None => Ok(None),
+                Some(row) => {
+                    let bytes: Vec<u8> = row.try_get(0).map_err(pg_err)?;
+                    Ok(Some(
+                        bytes
+                            .as_slice()
+                            .try_into()
+                            .map_err(|_| Error::Database("stored genesis validators root is malformed".into()))?,
+                    ))
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn import(&self, gvr: Root, plan: BTreeMap<Pubkey, ImportRecord>) -> Result<(), Error> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let ok: bool =
+            tx.query_one("SELECT fs_genesis_ok($1)", &[&gvr.as_slice()]).await.map_err(pg_err)?.try_get(0).map_err(pg_err)?;
+        if !ok {
+            return Err(Error::InvalidInterchange(
+                "the interchange genesis_validators_root differs from this database's".to_string(),
+            ));
+        }
+        // Validators are locked in pubkey order (the BTreeMap's), so concurrent imports cannot
+        // deadlock; checks lock a single validator.
+        for (pubkey, rec) in &plan {
+            let (id, old) = lock_validator(&tx, pubkey).await?;
+            let mut wm = old;
+            if !rec.blocks.is_empty() {
+                let slots: Vec<i64> = rec.blocks.keys().map(|s| to_i64(*s)).collect();
+                let roots: Vec<Option<&[u8]>> = rec.blocks.values().map(root_param).collect();
+                tx.execute(
+                    "INSERT INTO signed_blocks (validator_id, slot, signing_root) \
+                     SELECT $1, s, r FROM UNNEST($2::BIGINT[], $3::BYTEA[]) AS u(s, r) \
+                     ON CONFLICT (validator_id, slot) DO UPDATE SET signing_root = \
+                     CASE WHEN signed_blocks.signing_root = excluded.signing_root \
+                     THEN signed_blocks.signing_root ELSE NULL END",
+                    &[&id, &slots, &roots],
+                )
+                .await
+                .map_err(pg_err)?;
+                let max: Option<i64> = tx
+                    .query_one("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1", &[&id])
+                    .await
+                    .map_err(pg_err)?
+                    .try_get(0)
+                    .map_err(pg_err)?;
+                wm.block_slot = raise(wm.block_slot, opt_u64(max)?);
+            }
+            if !rec.attestations.is_empty() {
+                let targets: Vec<i64> = rec.attestations.keys().map(|t| to_i64(*t)).collect();
+                let sources: Vec<i64> = rec.attestations.values().map(|(s, _)| to_i64(*s)).collect();
+                let roots: Vec<Option<&[u8]>> = rec.attestations.values().map(|(_, r)| root_param(r)).collect();
+                tx.execute(
+                    "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root) \
+                     SELECT $1, s, t, r FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BYTEA[]) AS u(s, t, r) \
+                     ON CONFLICT (validator_id, target_epoch) DO UPDATE SET \
+                     source_epoch = GREATEST(signed_attestations.source_epoch, excluded.source_epoch), \
+                     signing_root = CASE WHEN signed_attestations.signing_root = excluded.signing_root \
+                     AND signed_attestations.source_epoch = excluded.source_epoch \
+                     THEN signed_attestations.signing_root ELSE NULL END",
+                    &[&id, &sources, &targets, &roots],
+                )
+                .await
+                .map_err(pg_err)?;
+                let row = tx
+                    .query_one(
+                        "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations WHERE validator_id = $1",
+                        &[&id],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                wm.att_source = raise(wm.att_source, opt_u64(row.try_get(0).map_err(pg_err)?)?);
+                wm.att_target = raise(wm.att_target, opt_u64(row.try_get(1).map_err(pg_err)?)?);
+            }
+            if wm != old {
+                set_watermarks(&tx, id, &wm).await?;
+            }
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    pub async fn export(&self, pubkeys: Option<&[Pubkey]>) -> Result<Interchange, Error> {
+        let gvr = self.gvr().await?.ok_or(Error::NoGenesisValidatorsRoot)?;
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        // One snapshot for the whole export.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg_err)?;
+        let rows = tx
+            .query("SELECT id, pubkey, block_slot_wm, att_source_wm, att_target_wm FROM validators ORDER BY id", &[])
+            .await
+            .map_err(pg_err)?;
+        let mut data = Vec::new();
+        for row in rows {
+            let id: i32 = row.try_get(0).map_err(pg_err)?;
+            let pk: Vec<u8> = row.try_get(1).map_err(pg_err)?;
+            let pubkey: Pubkey =
+                pk.as_slice().try_into().map_err(|_| Error::Database("stored pubkey is malformed".into()))?;
+            if pubkeys.is_some_and(|only| !only.contains(&pubkey)) {
+                continue;
+            }
+            let wm = Watermarks {
+                block_slot: opt_u64(row.try_get(2).map_err(pg_err)?)?,
+                att_source: opt_u64(row.try_get(3).map_err(pg_err)?)?,
+                att_target: opt_u64(row.try_get(4).map_err(pg_err)?)?,
+            };
+            let mut signed_blocks = Vec::new();
+            for b in tx
+                .query("SELECT slot, signing_root FROM signed_blocks WHERE validator_id = $1 ORDER BY slot", &[&id])
+                .await
+                .map_err(pg_err)?
+            {
+                signed_blocks.push(BlockRecord {
+                    slot: to_u64(b.try_get(0).map_err(pg_err)?)?,
+                    signing_root: root_from_db(b.try_get(1).map_err(pg_err)?)?,
+                });
+            }
+            let mut signed_attestations = Vec::new();
+            for a in tx
+                .query(
+                    "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations \
+                     WHERE validator_id = $1 ORDER BY target_epoch",
+                    &[&id],
+                )
+                .await
+                .map_err(pg_err)?
+            {
+                signed_attestations.push(AttestationRecord {
+                    source: to_u64(a.try_get(0).map_err(pg_err)?)?,
+                    target: to_u64(a.try_get(1).map_err(pg_err)?)?,
+                    signing_root: root_from_db(a.try_get(2).map_err(pg_err)?)?,
+                });
+            }
+            data.push(crate::with_watermark_records(InterchangeRecord { pubkey, signed_blocks, signed_attestations }, wm));
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(Interchange { genesis_validators_root: gvr, data })
+    }
+
+    pub async fn set_enabled(&self, pubkey: &Pubkey, enabled: bool) -> Result<(), Error> {
+        with_timeout(async {
+            let mut client = self.pool.get().await.map_err(pool_err)?;
+            let tx = client.transaction().await.map_err(pg_err)?;
+            let (id, _) = lock_validator(&tx, pubkey).await?;
+            tx.execute("UPDATE validators SET enabled = $2 WHERE id = $1", &[&id, &enabled]).await.map_err(pg_err)?;
+            tx.commit().await.map_err(pg_err)
+        })
+        .await
+    }
+
+    pub async fn has_history(&self, pubkey: &Pubkey) -> Result<bool, Error> {
+        with_timeout(async {
+            let client = self.pool.get().await.map_err(pool_err)?;
+            client
+                .query_one(
+                    "SELECT COALESCE((SELECT block_slot_wm IS NOT NULL OR att_source_wm IS NOT NULL \
+                     OR att_target_wm IS NOT NULL \
+                     OR EXISTS (SELECT 1 FROM signed_blocks b WHERE b.validator_id = v.id) \
+                     OR EXISTS (SELECT 1 FROM signed_attestations a WHERE a.validator_id = v.id) \
+                     FROM validators v WHERE v.pubkey = $1), FALSE)",
+                    &[&pubkey.as_slice()],
+                )
+                .await
+                .map_err(pg_err)?
+                .try_get(0)
+                .map_err(pg_err)
+        })
+        .await
+    }
+
+    /// Prunes each validator in its own transaction under its advisory lock.
+    pub async fn prune(&self, keep_epochs: u64, keep_slots: u64) -> Result<(), Error> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        let ids: Vec<i32> = client
+            .query("SELECT id FROM validators ORDER BY id", &[])
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(pg_err)?;
+        for id in ids {
+            let tx = client.transaction().await.map_err(pg_err)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &id]).await.map_err(pg_err)?;
+            let row = tx
+                .query_one("SELECT block_slot_wm, att_source_wm, att_target_wm FROM validators WHERE id = $1", &[&id])
+                .await
+                .map_err(pg_err)?;
+            let old = Watermarks {
+                block_slot: opt_u64(row.try_get(0).map_err(pg_err)?)?,
+                att_source: opt_u64(row.try_get(1).map_err(pg_err)?)?,
+                att_target: opt_u64(row.try_get(2).map_err(pg_err)?)?,
+            };
+            let mut wm = old;
+            let max_slot: Option<i64> = tx
+                .query_one("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1", &[&id])
+                .await
+                .map_err(pg_err)?
+                .try_get(0)
+                .map_err(pg_err)?;
+            if let Some(cut) = opt_u64(max_slot)?.and_then(|m| crate::prune_cutoff(m, keep_slots)) {
+                let cut = to_i64(cut);
+                let deleted: Option<i64> = tx
+                    .query_one("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1 AND slot <= $2", &[&id, &cut])
+                    .await
+                    .map_err(pg_err)?
+                    .try_get(0)
+                    .map_err(pg_err)?;
+                wm.block_slot = raise(wm.block_slot, opt_u64(deleted)?);
+                tx.execute("DELETE FROM signed_blocks WHERE validator_id = $1 AND slot <= $2", &[&id, &cut])
+                    .await
+                    .map_err(pg_err)?;
+            }
+            let max_target: Option<i64> = tx
+                .query_one("SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = $1", &[&id])
+                .await
+                .map_err(pg_err)?
+                .try_get(0)
+                .map_err(pg_err)?;
+            if let Some(cut) = opt_u64(max_target)?.and_then(|m| crate::prune_cutoff(m, keep_epochs)) {
+                let cut = to_i64(cut);
+                let row = tx
+                    .query_one(
+                        "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations \
+                         WHERE validator_id = $1 AND target_epoch <= $2",
+                        &[&id, &cut],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                wm.att_source = raise(wm.att_source, opt_u64(row.try_get(0).map_err(pg_err)?)?);
+                wm.att_target = raise(wm.att_target, opt_u64(row.try_get(1).map_err(pg_err)?)?);
+                tx.execute("DELETE FROM signed_attestations WHERE validator_id = $1 AND target_epoch <= $2", &[&id, &cut])
+                    .await
+                    .map_err(pg_err)?;
+            }
+            if wm != old {
+                set_watermarks(&tx, id, &wm).await?;
+            }
+            tx.commit().await.map_err(pg_err)?;
+        }
+        Ok(())
+    }
+
+    pub async fn health(&self) -> Result<(), Error> {
+        with_timeout(async {
+            let client = self.pool.get().await.map_err(pool_err)?;
+            client.query_one("SELECT 1", &[]).await.map_err(pg_err)?;
+            Ok(())
+        })
+        .await
+    }
+}

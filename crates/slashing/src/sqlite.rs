@@ -1,0 +1,621 @@
+//! SQLite store: one writer thread owns the connection and group-commits.
+//!
+//! Requests are closures sent over a channel. The writer takes every pending request, opens one
+//! `BEGIN IMMEDIATE` transaction, runs each request in order inside its own savepoint (a refused
+//! or failed request rolls back only itself), commits once (WAL, `synchronous=FULL`, so the commit
+//! is on disk), and only then answers each request through its oneshot channel. If the commit
+//! fails, every request of the batch gets an error: no `Ok` is ever answered before its record is
+//! durable. Async callers only send and await; no SQLite work runs on tokio workers.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::interchange::{ImportRecord, Interchange, InterchangeRecord};
+use crate::rules::{
+    self, AttestationFacts, AttestationRecord, BlockFacts, BlockRecord, StoredRoot, Watermarks, raise, stored_root,
+};
+use crate::{Error, Pubkey, Refusal, Root, Safe};
+
+const SCHEMA_V1: &str = include_str!("sql/sqlite_v1.sql");
+const SCHEMA_VERSION: i64 = 1;
+/// At most this many requests share one transaction.
+const MAX_BATCH: usize = 4096;
+
+type Reply = Box<dyn FnOnce(Result<(), Error>) + Send>;
+type Job = Box<dyn FnOnce(&Batch<'_>) -> Reply + Send>;
+
+/// The open transaction a job runs in.
+struct Batch<'c> {
+    conn: &'c Connection,
+    /// Set when a savepoint could not be rolled back: the whole batch must be discarded.
+    poisoned: Cell<bool>,
+    /// Set when the batch could not even begin.
+    failed: Option<Error>,
+}
+
+/// Handle to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    tx: mpsc::Sender<Job>,
+}
+
+fn db_err(e: rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            Error::Unavailable(format!("SQLite database is locked: {f}"))
+        }
+        other => Error::Database(other.to_string()),
+    }
+}
+
+fn stopped() -> Error {
+    Error::Unavailable("the SQLite writer thread has stopped".to_string())
+}
+
+fn open_connection(path: &str) -> Result<Connection, Error> {
+    let open_err = |e: rusqlite::Error| Error::Open(format!("{path}: {e}"));
+    if !Path::new(path).exists() {
+        // Create the file owner-only before SQLite opens it.
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        match opts.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::Open(format!("{path}: {e}"))),
+        }
+    }
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(open_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Open(format!("{path}: cannot switch to WAL mode (got {mode})")));
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(open_err)?;
+    migrate(&conn).map_err(|e| Error::Open(format!("{path}: {e}")))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), Error> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+    let result = (|| {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").map_err(db_err)?;
+        let version: Option<i64> =
+            conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)).map_err(db_err)?;
+        match version {
+            None => {
+                conn.execute_batch(SCHEMA_V1).map_err(db_err)?;
+                conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION]).map_err(db_err)?;
+                Ok(())
+            }
+            Some(SCHEMA_VERSION) => Ok(()),
+            Some(v) => Err(Error::Open(format!("schema version {v} is newer than this program ({SCHEMA_VERSION})"))),
+        }
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(db_err),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let failed = conn.execute_batch("BEGIN IMMEDIATE").err().map(db_err);
+        let began = failed.is_none();
+        let batch = Batch { conn: &conn, poisoned: Cell::new(false), failed };
+        let replies: Vec<Reply> = jobs.into_iter().map(|job| job(&batch)).collect();
+        let outcome = if !began {
+            Err(batch.failed.clone().unwrap_or_else(stopped))
+        } else if batch.poisoned.get() {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(Error::Database("a request could not be rolled back; the batch was discarded".to_string()))
+        } else {
+            match conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(db_err(e))
+                }
+            }
+        };
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "slashing database batch not committed");
+        }
+        for reply in replies {
+            reply(outcome.clone());
+        }
+    }
+}
+
+impl Batch<'_> {
+    /// Runs `f` inside a savepoint of the batch transaction.
+    fn run<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        self.conn.execute_batch("SAVEPOINT job").map_err(db_err)?;
+        match f(self.conn) {
+            Ok(v) => match self.conn.execute_batch("RELEASE job") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    self.poisoned.set(true);
+                    Err(db_err(e))
+                }
+            },
+            Err(e) => {
+                if self.conn.execute_batch("ROLLBACK TO job; RELEASE job").is_err() {
+                    self.poisoned.set(true);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    // Callers have checked `v <= MAX_STORED_VALUE`; saturate rather than wrap just in case.
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> Result<u64, Error> {
+    u64::try_from(v).map_err(|_| Error::Database(format!("negative slot or epoch {v} in the database")))
+}
+
+fn opt_u64(v: Option<i64>) -> Result<Option<u64>, Error> {
+    v.map(to_u64).transpose()
+}
+
+fn root_from_db(v: Option<Vec<u8>>) -> Result<StoredRoot, Error> {
+    match v {
+        None => Ok(None),
+        Some(bytes) => {
+            let root: Root = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Database(format!("stored signing root has {} bytes", bytes.len())))?;
+            Ok(stored_root(root))
+        }
+    }
+}
+
+fn root_to_db(r: &StoredRoot) -> Option<&[u8]> {
+    r.as_ref().map(|r| r.as_slice())
+}
+
+fn get_gvr(conn: &Connection) -> Result<Option<Root>, Error> {
+    let v: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT genesis_validators_root FROM metadata WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+        .map_err(db_err)?;
+    match v {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(
+            bytes.as_slice().try_into().map_err(|_| Error::Database("stored genesis validators root is malformed".into()))?,
+        )),
+    }
+}
+
+/// Records the GVR if none is recorded; refuses another one.
+fn ensure_gvr(conn: &Connection, gvr: Root) -> Result<(), Error> {
+    match get_gvr(conn)? {
+        Some(stored) if stored == gvr => Ok(()),
+        Some(_) => Err(Error::Refused(Refusal::WrongGenesisValidatorsRoot)),
+        None => {
+            conn.execute("INSERT INTO metadata (id, genesis_validators_root) VALUES (1, ?1)", [gvr.as_slice()])
+                .map_err(db_err)?;
+            Ok(())
+        }
+    }
+}
+
+struct ValidatorRow {
+    id: i64,
+    enabled: bool,
+    wm: Watermarks,
+}
+
+fn find_validator(conn: &Connection, pubkey: &Pubkey) -> Result<Option<ValidatorRow>, Error> {
+    let row = conn
+        .prepare_cached(
+            "SELECT id, enabled, block_slot_wm, att_source_wm, att_target_wm FROM validators WHERE pubkey = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([pubkey.as_slice()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(db_err)?;
+    match row {
+        None => Ok(None),
+        Some((id, enabled, b, s, t)) => Ok(Some(ValidatorRow {
+            id,
+            enabled,
+            wm: Watermarks { block_slot: opt_u64(b)?, att_source: opt_u64(s)?, att_target: opt_u64(t)? },
+        })),
+    }
+}
+
+/// Finds a validator, registering it (enabled, no history) if unknown.
+fn validator(conn: &Connection, pubkey: &Pubkey) -> Result<ValidatorRow, Error> {
+    if let Some(v) = find_validator(conn, pubkey)? {
+        return Ok(v);
+    }
+    conn.prepare_cached("INSERT INTO validators (pubkey) VALUES (?1)")
+        .and_then(|mut s| s.execute([pubkey.as_slice()]))
+        .map_err(db_err)?;
+    Ok(ValidatorRow { id: conn.last_insert_rowid(), enabled: true, wm: Watermarks::default() })
+}
+
+fn set_watermarks(conn: &Connection, id: i64, wm: &Watermarks) -> Result<(), Error> {
+    conn.execute(
+        "UPDATE validators SET block_slot_wm = ?2, att_source_wm = ?3, att_target_wm = ?4 WHERE id = ?1",
+        params![id, wm.block_slot.map(to_i64), wm.att_source.map(to_i64), wm.att_target.map(to_i64)],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Outcome of a check inside the transaction: a refusal still commits the validator's
+/// registration (as the PostgreSQL function does), so it is not an `Err` of the savepoint.
+type CheckOutcome = Result<Result<Safe, Refusal>, Error>;
+
+fn check_block_tx(conn: &Connection, gvr: Root, pubkey: &Pubkey, slot: u64, root: Root) -> CheckOutcome {
+    ensure_gvr(conn, gvr)?;
+    let v = validator(conn, pubkey)?;
+    let existing: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT signing_root FROM signed_blocks WHERE validator_id = ?1 AND slot = ?2")
+        .and_then(|mut s| s.query_row(params![v.id, to_i64(slot)], |r| r.get(0)).optional())
+        .map_err(db_err)?;
+    let facts = BlockFacts {
+        enabled: v.enabled,
+        watermark: v.wm.block_slot,
+        existing_at_slot: existing.map(root_from_db).transpose()?,
+    };
+    let root = stored_root(root);
+    let verdict = match rules::decide_block(&facts, slot, root) {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    if verdict == Safe::Inserted {
+        conn.prepare_cached("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![v.id, to_i64(slot), root_to_db(&root)]))
+            .map_err(db_err)?;
+    }
+    Ok(Ok(verdict))
+}
+
+fn check_attestation_tx(
+    conn: &Connection,
+    gvr: Root,
+    pubkey: &Pubkey,
+    source: u64,
+    target: u64,
+    root: Root,
+) -> CheckOutcome {
+    ensure_gvr(conn, gvr)?;
+    let v = validator(conn, pubkey)?;
+    let (s, t) = (to_i64(source), to_i64(target));
+    let existing: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT signing_root FROM signed_attestations WHERE validator_id = ?1 AND target_epoch = ?2")
+        .and_then(|mut st| st.query_row(params![v.id, t], |r| r.get(0)).optional())
+        .map_err(db_err)?;
+    let exists = |sql: &str| -> Result<bool, Error> {
+        conn.prepare_cached(sql)
+            .and_then(|mut st| st.query_row(params![v.id, s, t], |r| r.get::<_, bool>(0)))
+            .map_err(db_err)
+    };
+    let facts = AttestationFacts {
+        enabled: v.enabled,
+        source_watermark: v.wm.att_source,
+        target_watermark: v.wm.att_target,
+        existing_at_target: existing.map(root_from_db).transpose()?,
+        surrounded_by_existing: exists(
+            "SELECT EXISTS (SELECT 1 FROM signed_attestations \
+             WHERE validator_id = ?1 AND source_epoch < ?2 AND target_epoch > ?3)",
+        )?,
+        surrounds_existing: exists(
+            "SELECT EXISTS (SELECT 1 FROM signed_attestations \
+             WHERE validator_id = ?1 AND source_epoch > ?2 AND target_epoch < ?3)",
+        )?,
+    };
+    let root = stored_root(root);
+    let verdict = match rules::decide_attestation(&facts, source, target, root) {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    if verdict == Safe::Inserted {
+        conn.prepare_cached(
+            "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut st| st.execute(params![v.id, s, t, root_to_db(&root)]))
+        .map_err(db_err)?;
+    }
+    Ok(Ok(verdict))
+}
+
+fn import_tx(conn: &Connection, gvr: Root, plan: &BTreeMap<Pubkey, ImportRecord>) -> Result<(), Error> {
+    ensure_gvr(conn, gvr).map_err(|e| match e {
+        Error::Refused(Refusal::WrongGenesisValidatorsRoot) => Error::InvalidInterchange(
+            "the interchange genesis_validators_root differs from this database's".to_string(),
+        ),
+        other => other,
+    })?;
+    for (pubkey, rec) in plan {
+        let v = validator(conn, pubkey)?;
+        for (slot, root) in &rec.blocks {
+            conn.prepare_cached(
+                "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (validator_id, slot) DO UPDATE SET signing_root = \
+                 CASE WHEN signed_blocks.signing_root = excluded.signing_root THEN signed_blocks.signing_root ELSE NULL END",
+            )
+            .and_then(|mut st| st.execute(params![v.id, to_i64(*slot), root_to_db(root)]))
+            .map_err(db_err)?;
+        }
+        for (target, (source, root)) in &rec.attestations {
+            conn.prepare_cached(
+                "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (validator_id, target_epoch) DO UPDATE SET \
+                 source_epoch = MAX(signed_attestations.source_epoch, excluded.source_epoch), \
+                 signing_root = CASE WHEN signed_attestations.signing_root = excluded.signing_root \
+                 AND signed_attestations.source_epoch = excluded.source_epoch \
+                 THEN signed_attestations.signing_root ELSE NULL END",
+            )
+            .and_then(|mut st| st.execute(params![v.id, to_i64(*source), to_i64(*target), root_to_db(root)]))
+            .map_err(db_err)?;
+        }
+        let mut wm = v.wm;
+        if !rec.blocks.is_empty() {
+            let max: Option<i64> = conn
+                .query_row("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1", [v.id], |r| r.get(0))
+                .map_err(db_err)?;
+            wm.block_slot = raise(wm.block_slot, opt_u64(max)?);
+        }
+        if !rec.attestations.is_empty() {
+            let (ms, mt): (Option<i64>, Option<i64>) = conn
+                .query_row(
+                    "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
+                    [v.id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db_err)?;
+            wm.att_source = raise(wm.att_source, opt_u64(ms)?);
+            wm.att_target = raise(wm.att_target, opt_u64(mt)?);
+        }
+        if wm != v.wm {
+            set_watermarks(conn, v.id, &wm)?;
+        }
+    }
+    Ok(())
+}
+
+fn all_validators(conn: &Connection) -> Result<Vec<Pubkey>, Error> {
+    let mut st = conn.prepare("SELECT pubkey FROM validators ORDER BY id").map_err(db_err)?;
+    let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(db_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let bytes = row.map_err(db_err)?;
+        out.push(bytes.as_slice().try_into().map_err(|_| Error::Database("stored pubkey is malformed".into()))?);
+    }
+    Ok(out)
+}
+
+fn export_tx(conn: &Connection, pubkeys: Option<Vec<Pubkey>>) -> Result<Interchange, Error> {
+    let gvr = get_gvr(conn)?.ok_or(Error::NoGenesisValidatorsRoot)?;
+    let pubkeys = match pubkeys {
+        Some(p) => p,
+        None => all_validators(conn)?,
+    };
+    let mut data = Vec::new();
+    for pubkey in pubkeys {
+        let Some(v) = find_validator(conn, &pubkey)? else { continue };
+        let mut st = conn
+            .prepare_cached("SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ?1 ORDER BY slot")
+            .map_err(db_err)?;
+        let rows = st.query_map([v.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))).map_err(db_err)?;
+        let mut signed_blocks = Vec::new();
+        for row in rows {
+            let (slot, root) = row.map_err(db_err)?;
+            signed_blocks.push(BlockRecord { slot: to_u64(slot)?, signing_root: root_from_db(root)? });
+        }
+        let mut st = conn
+            .prepare_cached(
+                "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations \
+                 WHERE validator_id = ?1 ORDER BY target_epoch",
+            )
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([v.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?)))
+            .map_err(db_err)?;
+        let mut signed_attestations = Vec::new();
+        for row in rows {
+            let (s, t, root) = row.map_err(db_err)?;
+            signed_attestations.push(AttestationRecord {
+                source: to_u64(s)?,
+                target: to_u64(t)?,
+                signing_root: root_from_db(root)?,
+            });
+        }
+        data.push(crate::with_watermark_records(InterchangeRecord { pubkey, signed_blocks, signed_attestations }, v.wm));
+    }
+    Ok(Interchange { genesis_validators_root: gvr, data })
+}
+
+fn prune_tx(conn: &Connection, keep_epochs: u64, keep_slots: u64) -> Result<(), Error> {
+    for pubkey in all_validators(conn)? {
+        let Some(v) = find_validator(conn, &pubkey)? else { continue };
+        let mut wm = v.wm;
+        let max_slot: Option<i64> = conn
+            .query_row("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1", [v.id], |r| r.get(0))
+            .map_err(db_err)?;
+        if let Some(cut) = opt_u64(max_slot)?.and_then(|m| crate::prune_cutoff(m, keep_slots)) {
+            let deleted: Option<i64> = conn
+                .query_row(
+                    "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1 AND slot <= ?2",
+                    params![v.id, to_i64(cut)],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            wm.block_slot = raise(wm.block_slot, opt_u64(deleted)?);
+            conn.execute("DELETE FROM signed_blocks WHERE validator_id = ?1 AND slot <= ?2", params![v.id, to_i64(cut)])
+                .map_err(db_err)?;
+        }
+        let max_target: Option<i64> = conn
+            .query_row("SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1", [v.id], |r| {
+                r.get(0)
+            })
+            .map_err(db_err)?;
+        if let Some(cut) = opt_u64(max_target)?.and_then(|m| crate::prune_cutoff(m, keep_epochs)) {
+            let (ds, dt): (Option<i64>, Option<i64>) = conn
+                .query_row(
+                    "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations \
+                     WHERE validator_id = ?1 AND target_epoch <= ?2",
+                    params![v.id, to_i64(cut)],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db_err)?;
+            wm.att_source = raise(wm.att_source, opt_u64(ds)?);
+            wm.att_target = raise(wm.att_target, opt_u64(dt)?);
+            conn.execute(
+                "DELETE FROM signed_attestations WHERE validator_id = ?1 AND target_epoch <= ?2",
+                params![v.id, to_i64(cut)],
+            )
+            .map_err(db_err)?;
+        }
+        if wm != v.wm {
+            set_watermarks(conn, v.id, &wm)?;
+        }
+    }
+    Ok(())
+}
+
+fn has_history_tx(conn: &Connection, pubkey: &Pubkey) -> Result<bool, Error> {
+    let Some(v) = find_validator(conn, pubkey)? else { return Ok(false) };
+    if v.wm != Watermarks::default() {
+        return Ok(true);
+    }
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM signed_blocks WHERE validator_id = ?1) \
+         OR EXISTS (SELECT 1 FROM signed_attestations WHERE validator_id = ?1)",
+        [v.id],
+        |r| r.get(0),
+    )
+    .map_err(db_err)
+}
+
+impl SqliteStore {
+    /// Opens the file (creating it 0600), migrates the schema and starts the writer thread.
+    pub async fn open(path: &str) -> Result<Self, Error> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let path = path.to_string();
+        std::thread::Builder::new()
+            .name("slashing-sqlite".to_string())
+            .spawn(move || match open_connection(&path) {
+                Ok(conn) => {
+                    let _ = ready_tx.send(Ok(()));
+                    writer_loop(conn, rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| Error::Open(format!("cannot start the SQLite writer thread: {e}")))?;
+        ready_rx.await.map_err(|_| Error::Open("the SQLite writer thread stopped while opening".into()))??;
+        Ok(Self { tx })
+    }
+
+    /// Runs `f` in the writer's current batch; answers after the batch commits.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel::<Result<T, Error>>();
+        let job: Job = Box::new(move |batch: &Batch<'_>| {
+            let result = batch.run(f);
+            Box::new(move |committed: Result<(), Error>| {
+                let _ = tx.send(committed.and(result));
+            })
+        });
+        self.tx.send(job).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    pub async fn check_block(&self, gvr: Root, pubkey: Pubkey, slot: u64, root: Root) -> Result<Safe, Error> {
+        self.call(move |c| check_block_tx(c, gvr, &pubkey, slot, root)).await?.map_err(Error::Refused)
+    }
+
+    pub async fn check_attestation(
+        &self,
+        gvr: Root,
+        pubkey: Pubkey,
+        source: u64,
+        target: u64,
+        root: Root,
+    ) -> Result<Safe, Error> {
+        self.call(move |c| check_attestation_tx(c, gvr, &pubkey, source, target, root)).await?.map_err(Error::Refused)
+    }
+
+    pub async fn init_gvr(&self, gvr: Root) -> Result<(), Error> {
+        self.call(move |c| ensure_gvr(c, gvr)).await
+    }
+
+    pub async fn gvr(&self) -> Result<Option<Root>, Error> {
+        self.call(get_gvr).await
+    }
+
+    pub async fn import(&self, gvr: Root, plan: BTreeMap<Pubkey, ImportRecord>) -> Result<(), Error> {
+        self.call(move |c| import_tx(c, gvr, &plan)).await
+    }
+
+    pub async fn export(&self, pubkeys: Option<Vec<Pubkey>>) -> Result<Interchange, Error> {
+        self.call(move |c| export_tx(c, pubkeys)).await
+    }
+
+    pub async fn set_enabled(&self, pubkey: Pubkey, enabled: bool) -> Result<(), Error> {
+        self.call(move |c| {
+            let v = validator(c, &pubkey)?;
+            c.execute("UPDATE validators SET enabled = ?2 WHERE id = ?1", params![v.id, enabled]).map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn has_history(&self, pubkey: Pubkey) -> Result<bool, Error> {
+        self.call(move |c| has_history_tx(c, &pubkey)).await
+    }
+
+    pub async fn prune(&self, keep_epochs: u64, keep_slots: u64) -> Result<(), Error> {
+        self.call(move |c| prune_tx(c, keep_epochs, keep_slots)).await
+    }
+
+    pub async fn health(&self) -> Result<(), Error> {
+        self.call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ()).map_err(db_err)).await
+    }
+}
