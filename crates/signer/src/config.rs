@@ -90,6 +90,15 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_DB_URL")]
     pub slashing_protection_db_url: Option<String>,
 
+    /// Serve the Keymanager API (`/eth/v1/keystores`), always behind a bearer token.
+    #[arg(long, env = "FERROSIGNER_KEY_MANAGER_API_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub key_manager_api_enabled: bool,
+
+    /// File holding the Keymanager API bearer token. Default `<data-dir>/api-token.txt`, generated (random,
+    /// 256 bits, 0600) on first start; a file named here must exist.
+    #[arg(long, env = "FERROSIGNER_KEY_MANAGER_TOKEN_FILE")]
+    pub key_manager_token_file: Option<PathBuf>,
+
     /// Largest accepted request body in bytes; larger bodies get 413.
     #[arg(long, env = "FERROSIGNER_MAX_REQUEST_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_request_body_bytes: usize,

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod http;
+pub mod keymanager;
 pub mod keys;
 pub mod loader;
 pub mod metrics;
@@ -17,7 +18,7 @@ pub mod pool;
 pub mod signing;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::RunArgs;
+use crate::keymanager::KeyManager;
 use crate::keys::KeyRegistry;
 use crate::loader::{Job, Passwords};
 use crate::metrics::Metrics;
@@ -42,6 +44,10 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     /// The signing service.
     pub signer: Arc<Signer>,
+    /// The key manager (imports, deletions, reloads).
+    pub manager: Arc<KeyManager>,
+    /// The Keymanager API token file, when the API is enabled.
+    pub token_file: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
     loading: JoinHandle<()>,
@@ -134,6 +140,14 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     let network = resolve_network(&args.network)?;
     let jobs = startup_jobs(&args)?;
     create_private_dir(&args.data_dir).with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let token = if args.key_manager_api_enabled {
+        let file = args.key_manager_token_file.clone().unwrap_or_else(|| args.data_dir.join("api-token.txt"));
+        let token = load_or_create_token(&file, args.key_manager_token_file.is_none())?;
+        tracing::info!(token_file = %file.display(), "Keymanager API enabled; its bearer token is in the token file");
+        Some((file, token))
+    } else {
+        None
+    };
 
     let slashing = if args.slashing_protection_enabled {
         let location = args.slashing_db_location();
@@ -157,7 +171,21 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}:{}", args.http_listen_host, args.http_listen_port))?;
     let http_addr = listener.local_addr()?;
-    let router = http::router(http::AppState { signer: signer.clone() }, args.max_request_body_bytes);
+    let external = match (&args.keystores_path, external_passwords(&args)?) {
+        (Some(dir), Some(passwords)) => Some((dir.clone(), passwords)),
+        _ => None,
+    };
+    let manager = Arc::new(KeyManager::new(signer.clone(), &args.data_dir, external));
+    let keymanager = token.as_ref().map(|(_, token)| http::keymanager::KeymanagerState {
+        manager: manager.clone(),
+        token: Arc::new(token.clone()),
+    });
+    let router = http::router(
+        http::AppState { signer: signer.clone() },
+        manager.clone(),
+        keymanager,
+        args.max_request_body_bytes,
+    );
     let mut tasks = vec![tokio::spawn(http::serve(listener, router, wait_for(shutdown_rx.clone())))];
     let metrics_addr = if args.metrics_enabled {
         let listener = TcpListener::bind((args.metrics_listen_host, args.metrics_listen_port))
@@ -172,7 +200,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     tracing::info!(%http_addr, ?metrics_addr, network = signer.network().name(), "listening");
 
     let loading = tokio::spawn(load_keys(signer.clone(), jobs));
-    Ok(Running { http_addr, metrics_addr, signer, shutdown, tasks, loading })
+    Ok(Running { http_addr, metrics_addr, signer, manager, token_file: token.map(|(f, _)| f), shutdown, tasks, loading })
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {
@@ -228,6 +256,29 @@ async fn load_keys(signer: Arc<Signer>, jobs: Vec<Job>) {
         seconds = started.elapsed().as_secs_f64(),
         "keys loaded"
     );
+}
+
+/// Reads the Keymanager token from `file`; when `create` and the file does not exist, writes a new random
+/// 256-bit hex token there (0600).
+pub fn load_or_create_token(file: &Path, create: bool) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    if !file.exists() {
+        if !create {
+            bail!("--key-manager-token-file {} does not exist", file.display());
+        }
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut()).map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
+        let token = zeroize::Zeroizing::new(hex::encode(bytes.as_ref()));
+        write_file_atomic(file, token.as_bytes(), 0o600).with_context(|| format!("writing {}", file.display()))?;
+        return Ok(token);
+    }
+    let token = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file).with_context(|| format!("reading the API token file {}", file.display()))?,
+    );
+    let trimmed = zeroize::Zeroizing::new(token.trim().to_owned());
+    if trimmed.is_empty() {
+        bail!("the API token file {} is empty", file.display());
+    }
+    Ok(trimmed)
 }
 
 /// Hides the password of a database URL (`postgres://user:secret@host` → `postgres://user:***@host`).

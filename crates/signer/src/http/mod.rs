@@ -4,6 +4,7 @@
 
 mod eth2;
 mod health;
+pub mod keymanager;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::keymanager::KeyManager;
 use crate::signing::Signer;
 
 /// State shared by every handler.
@@ -24,14 +26,24 @@ pub struct AppState {
     pub signer: Arc<Signer>,
 }
 
-/// The signing API: eth2 signing, public keys, health.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// The signing API (eth2 signing, public keys, health, reload) plus the Keymanager API when `keymanager`
+/// is given.
+pub fn router(
+    state: AppState,
+    manager: Arc<KeyManager>,
+    keymanager: Option<keymanager::KeymanagerState>,
+    max_body_bytes: usize,
+) -> Router {
+    let mut router = Router::new()
         .merge(eth2::routes())
         .merge(health::routes())
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+        .merge(keymanager::reload_routes(manager));
+    if let Some(km) = keymanager {
+        router = router.merge(keymanager::routes(km));
+    }
+    router.fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
 }
 
 /// The metrics listener's router: `GET /metrics`.

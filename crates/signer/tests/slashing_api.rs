@@ -1,0 +1,287 @@
+//! Slashing protection through the HTTP API: races for one key, a SIGKILL under load, and two signer
+//! processes sharing one PostgreSQL database.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{TestSigner, secret};
+use ferrosigner_bls::SecretKey;
+use serde_json::{Value, json};
+
+const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
+
+fn key() -> SecretKey {
+    secret("0x263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3")
+}
+
+fn fork_info() -> Value {
+    json!({
+        "fork": {"previous_version": "0x04000000", "current_version": "0x05000000", "epoch": "364032"},
+        "genesis_validators_root": GVR
+    })
+}
+
+fn block(slot: u64, state_root_byte: u8) -> Value {
+    json!({
+        "type": "BLOCK_V2",
+        "fork_info": fork_info(),
+        "beacon_block": {"version": "ELECTRA", "block_header": {
+            "slot": slot.to_string(), "proposer_index": "7",
+            "parent_root": format!("0x{}", "11".repeat(32)),
+            "state_root": format!("0x{}", hex::encode([state_root_byte; 32])),
+            "body_root": format!("0x{}", "33".repeat(32))
+        }}
+    })
+}
+
+fn attestation(source: u64, target: u64, root_byte: u8) -> Value {
+    json!({
+        "type": "ATTESTATION",
+        "fork_info": fork_info(),
+        "attestation": {
+            "slot": (target * 32).to_string(), "index": "0",
+            "beacon_block_root": format!("0x{}", hex::encode([root_byte; 32])),
+            "source": {"epoch": source.to_string(), "root": format!("0x{}", "aa".repeat(32))},
+            "target": {"epoch": target.to_string(), "root": format!("0x{}", "bb".repeat(32))}
+        }
+    })
+}
+
+async fn post(client: &reqwest::Client, base: &str, pubkey: &str, body: &Value) -> (u16, Value) {
+    let response = client
+        .post(format!("{base}/api/v1/eth2/sign/{pubkey}"))
+        .header("Accept", "application/json")
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends every body at once and returns the statuses in order.
+async fn race(client: &reqwest::Client, bases: &[String], pubkey: &str, bodies: Vec<Value>) -> Vec<u16> {
+    let tasks: Vec<_> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let client = client.clone();
+            let base = bases[i % bases.len()].clone();
+            let pubkey = pubkey.to_owned();
+            tokio::spawn(async move { post(&client, &base, &pubkey, &body).await.0 })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn races_for_one_key_sign_exactly_one_conflicting_message() {
+    let signer = TestSigner::start(&[key()], &[]).await;
+    let base = vec![format!("http://{}", signer.running.http_addr)];
+    let pk = key().public_key().to_hex();
+
+    // 32 conflicting proposals for one slot: exactly one signs
+    let statuses = race(&signer.client, &base, &pk, (0..32).map(|i| block(500, i)).collect()).await;
+    assert_eq!(count(&statuses, 200), 1, "{statuses:?}");
+    assert_eq!(count(&statuses, 412), 31, "{statuses:?}");
+    // 32 identical proposals for another slot: all sign (same data signs again)
+    let statuses = race(&signer.client, &base, &pk, (0..32).map(|_| block(501, 7)).collect()).await;
+    assert_eq!(count(&statuses, 200), 32, "{statuses:?}");
+    // 32 double votes for one target: exactly one signs
+    let statuses = race(&signer.client, &base, &pk, (0..32).map(|i| attestation(10, 11, i)).collect()).await;
+    assert_eq!(count(&statuses, 200), 1, "{statuses:?}");
+    // surround votes racing each other (9→13 surrounds 10→12; 11→12 ... ) : no pair of signed votes is slashable
+    let bodies: Vec<Value> = (0..16).map(|i| attestation(12 - (i % 3), 14 + (i % 4), 1)).collect();
+    let votes: Vec<(u64, u64)> = (0..16).map(|i| (12 - (i % 3), 14 + (i % 4))).collect();
+    let statuses = race(&signer.client, &base, &pk, bodies).await;
+    let signed: Vec<(u64, u64)> = votes.iter().zip(&statuses).filter(|(_, s)| **s == 200).map(|(v, _)| *v).collect();
+    assert!(!signed.is_empty());
+    for (i, a) in signed.iter().enumerate() {
+        for b in &signed[i + 1..] {
+            let double = a.1 == b.1 && a != b;
+            let surround = (a.0 < b.0 && b.1 < a.1) || (b.0 < a.0 && a.1 < b.1);
+            assert!(!double && !surround, "slashable pair signed: {a:?} {b:?}");
+        }
+    }
+    // a refused request leaves no record: the refused roots still conflict, the signed one still signs
+    let (status, body) = post(&signer.client, &base[0], &pk, &block(500, 200)).await;
+    assert_eq!(status, 412);
+    assert!(body["error"].as_str().unwrap().to_lowercase().contains("slashing"), "{body}");
+    signer.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn slashing_protection_off_is_explicit() {
+    let signer = TestSigner::start(&[key()], &["--slashing-protection-enabled", "false"]).await;
+    let pk = key().public_key().to_hex();
+    assert_eq!(signer.sign(&pk, &block(9, 1)).await.0, 200);
+    assert_eq!(signer.sign(&pk, &block(9, 2)).await.0, 200);
+    assert!(!signer.dir.path().join("data/slashing-protection.sqlite").exists());
+    signer.running.shutdown().await;
+}
+
+/// The real binary, started on a free port; returns the child and its base URL.
+fn spawn_binary(data_dir: &Path, keys: &Path, password_file: &Path, extra: &[&str]) -> (Child, String) {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosigner"));
+    cmd.arg("run")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--http-listen-port", &port.to_string(), "--metrics-enabled", "false"])
+        .arg("--keystores-path")
+        .arg(keys)
+        .arg("--keystores-password-file")
+        .arg(password_file)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_up(client: &reqwest::Client, base: &str) {
+    for _ in 0..600 {
+        if let Ok(r) = client.get(format!("{base}/healthcheck")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{base} did not come up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_load_loses_no_record_of_a_returned_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let password_file = common::write_keystores(&keys, &[key()], "pw");
+    let data = dir.path().join("data");
+    let (mut child, base) = spawn_binary(&data, &keys, &password_file, &[]);
+    let client = reqwest::Client::new();
+    wait_up(&client, &base).await;
+    let pk = key().public_key().to_hex();
+
+    // 8 workers each sign attestations with rising targets (and conflicting twins) until the process dies
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u8)>();
+    let mut workers = Vec::new();
+    for w in 0..8u64 {
+        let (client, base, pk, tx) = (client.clone(), base.clone(), pk.clone(), tx.clone());
+        workers.push(tokio::spawn(async move {
+            for n in 0..100_000u64 {
+                let target = 1 + n * 8 + w;
+                let root = (n % 2) as u8 + 1;
+                match client
+                    .post(format!("{base}/api/v1/eth2/sign/{pk}"))
+                    .header("Accept", "application/json")
+                    .json(&attestation(target - 1, target, root))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => {
+                        if r.json::<Value>().await.is_ok() {
+                            let _ = tx.send((target, root));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for w in workers {
+        let _ = w.await;
+    }
+    let mut returned: HashMap<u64, u8> = HashMap::new();
+    while let Ok((target, root)) = rx.try_recv() {
+        assert!(returned.insert(target, root).is_none(), "two signatures returned for target {target}");
+    }
+    assert!(returned.len() > 10, "too little load before the kill: {}", returned.len());
+
+    // restart: every returned signature has its record, so a conflicting vote at that target is refused
+    let (mut child, base) = spawn_binary(&data, &keys, &password_file, &[]);
+    wait_up(&client, &base).await;
+    let mut checked = 0;
+    for (&target, &root) in returned.iter().take(200) {
+        let (status, body) = post(&client, &base, &pk, &attestation(target - 1, target, root + 10)).await;
+        assert_eq!(status, 412, "target {target} lost its record: {body}");
+        let (status, _) = post(&client, &base, &pk, &attestation(target - 1, target, root)).await;
+        assert_eq!(status, 200, "same data at target {target} must sign again");
+        checked += 1;
+    }
+    assert!(checked > 10);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A fresh PostgreSQL database for this test, or `None` (with a loud notice) when PostgreSQL is unavailable
+/// outside CI. Under `CI=true` a missing PostgreSQL fails the test.
+async fn fresh_postgres_db() -> Option<String> {
+    let admin_url =
+        std::env::var("FERROSIGNER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let connected = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await;
+    let (client, connection) = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL is required under CI=true ({admin_url}): {e}");
+            }
+            eprintln!("SKIPPED: PostgreSQL not reachable at {admin_url}: {e}");
+            return None;
+        }
+    };
+    tokio::spawn(connection);
+    let mut suffix = [0u8; 6];
+    getrandom::fill(&mut suffix).unwrap();
+    let name = format!("fs_signer_test_{}", hex::encode(suffix));
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_on_one_postgres_never_both_sign() {
+    let Some(url) = fresh_postgres_db().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let password_file = common::write_keystores(&keys, &[key()], "pw");
+    let extra = ["--slashing-protection-db-url", url.as_str()];
+    let (mut a, base_a) = spawn_binary(&dir.path().join("a"), &keys, &password_file, &extra);
+    let (mut b, base_b) = spawn_binary(&dir.path().join("b"), &keys, &password_file, &extra);
+    let client = reqwest::Client::new();
+    wait_up(&client, &base_a).await;
+    wait_up(&client, &base_b).await;
+    let bases = vec![base_a, base_b];
+    let pk = key().public_key().to_hex();
+    for round in 0..5u64 {
+        let statuses = race(&client, &bases, &pk, (0..24).map(|i| block(1000 + round, i)).collect()).await;
+        assert_eq!(count(&statuses, 200), 1, "round {round}: {statuses:?}");
+        assert_eq!(count(&statuses, 412), 23, "round {round}: {statuses:?}");
+        let statuses = race(&client, &bases, &pk, (0..24).map(|i| attestation(round * 2, round * 2 + 1, i)).collect()).await;
+        assert_eq!(count(&statuses, 200), 1, "round {round}: {statuses:?}");
+    }
+    a.kill().unwrap();
+    b.kill().unwrap();
+    a.wait().unwrap();
+    b.wait().unwrap();
+}
