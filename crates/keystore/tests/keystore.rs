@@ -593,11 +593,11 @@ fn every_truncation_and_byte_flip_is_handled() {
             let Ok(mutated) = String::from_utf8(mutated) else {
                 continue;
             };
-            if let Ok(m) = Keystore::from_json(&mutated) {
-                if let Ok(got) = m.decrypt(PASSWORD) {
-                    assert_eq!(*got.to_bytes(), *sk.to_bytes(), "flip at {i}");
-                    decrypted_ok += 1;
-                }
+            if let Ok(m) = Keystore::from_json(&mutated)
+                && let Ok(got) = m.decrypt(PASSWORD)
+            {
+                assert_eq!(*got.to_bytes(), *sk.to_bytes(), "flip at {i}");
+                decrypted_ok += 1;
             }
         }
     }
