@@ -128,11 +128,17 @@ pub fn decode_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], Error>
 /// Parses a decimal u64 string that a store can hold (below 2^63).
 fn parse_u64(s: &str, what: &str) -> Result<u64, Error> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(format!("{what} must be a decimal string, got {s:?}")));
+        return Err(invalid(format!(
+            "{what} must be a decimal string, got {s:?}"
+        )));
     }
-    let v: u64 = s.parse().map_err(|_| invalid(format!("{what} does not fit in 64 bits")))?;
+    let v: u64 = s
+        .parse()
+        .map_err(|_| invalid(format!("{what} does not fit in 64 bits")))?;
     if v > MAX_STORED_VALUE {
-        return Err(invalid(format!("{what} {v} is 2^63 or more, which this store does not accept")));
+        return Err(invalid(format!(
+            "{what} {v} is 2^63 or more, which this store does not accept"
+        )));
     }
     Ok(v)
 }
@@ -151,15 +157,18 @@ fn hex0x(bytes: &[u8]) -> String {
 impl Interchange {
     /// Parses and validates an interchange JSON document.
     pub fn from_json(json: &str) -> Result<Self, Error> {
-        let raw: RawInterchange =
-            serde_json::from_str(json).map_err(|e| invalid(format!("not a valid interchange document: {e}")))?;
+        let raw: RawInterchange = serde_json::from_str(json)
+            .map_err(|e| invalid(format!("not a valid interchange document: {e}")))?;
         if raw.metadata.interchange_format_version != FORMAT_VERSION {
             return Err(invalid(format!(
                 "interchange_format_version {:?} is not supported (only \"5\")",
                 raw.metadata.interchange_format_version
             )));
         }
-        let genesis_validators_root = decode_hex::<32>(&raw.metadata.genesis_validators_root, "genesis_validators_root")?;
+        let genesis_validators_root = decode_hex::<32>(
+            &raw.metadata.genesis_validators_root,
+            "genesis_validators_root",
+        )?;
         let mut data = Vec::with_capacity(raw.data.len());
         for rec in &raw.data {
             let pubkey = decode_hex::<48>(&rec.pubkey, "pubkey")?;
@@ -178,9 +187,16 @@ impl Interchange {
                     signing_root: parse_root(&a.signing_root, "attestation signing_root")?,
                 });
             }
-            data.push(InterchangeRecord { pubkey, signed_blocks, signed_attestations });
+            data.push(InterchangeRecord {
+                pubkey,
+                signed_blocks,
+                signed_attestations,
+            });
         }
-        Ok(Self { genesis_validators_root, data })
+        Ok(Self {
+            genesis_validators_root,
+            data,
+        })
     }
 
     /// Serialises to EIP-3076 JSON (unknown roots are left out).
@@ -198,7 +214,10 @@ impl Interchange {
                     signed_blocks: r
                         .signed_blocks
                         .iter()
-                        .map(|b| RawBlock { slot: b.slot.to_string(), signing_root: b.signing_root.map(|x| hex0x(&x)) })
+                        .map(|b| RawBlock {
+                            slot: b.slot.to_string(),
+                            signing_root: b.signing_root.map(|x| hex0x(&x)),
+                        })
                         .collect(),
                     signed_attestations: r
                         .signed_attestations
@@ -212,7 +231,8 @@ impl Interchange {
                 })
                 .collect(),
         };
-        serde_json::to_string(&raw).map_err(|e| Error::Database(format!("cannot serialise interchange: {e}")))
+        serde_json::to_string(&raw)
+            .map_err(|e| Error::Database(format!("cannot serialise interchange: {e}")))
     }
 
     /// Merges the records per validator, keeping only the pubkeys in `only` when given. Returns the
@@ -285,10 +305,19 @@ mod tests {
             "{}".to_string(),
             "[".to_string(),
             doc("5", "1").replace(PK, "0x1234"),
-            doc("5", "1").replace(GVR, "04700007fabc8282644aed6d1c7c9e21d38a03a0c4ba193f3afe428824b3a673"),
+            doc("5", "1").replace(
+                GVR,
+                "04700007fabc8282644aed6d1c7c9e21d38a03a0c4ba193f3afe428824b3a673",
+            ),
             doc("5", "1").replace(r#""slot":"1""#, r#""slot":1"#),
         ] {
-            assert!(matches!(Interchange::from_json(&bad), Err(Error::InvalidInterchange(_))), "{bad}");
+            assert!(
+                matches!(
+                    Interchange::from_json(&bad),
+                    Err(Error::InvalidInterchange(_))
+                ),
+                "{bad}"
+            );
         }
         assert!(Interchange::from_json(&doc("5", "9223372036854775807")).is_ok());
     }
@@ -299,7 +328,10 @@ mod tests {
         let rec = i.data[0].clone();
         i.data[0].signed_blocks[0].signing_root = Some([1; 32]);
         i.data.push(InterchangeRecord {
-            signed_blocks: vec![BlockRecord { slot: 7, signing_root: Some([1; 32]) }],
+            signed_blocks: vec![BlockRecord {
+                slot: 7,
+                signing_root: Some([1; 32]),
+            }],
             ..rec.clone()
         });
         let (plan, skipped) = i.import_plan(None);

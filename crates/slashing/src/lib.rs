@@ -165,7 +165,11 @@ pub enum Error {
 }
 
 fn check_range(what: &'static str, value: u64) -> Result<(), Error> {
-    if value > MAX_STORED_VALUE { Err(Error::ValueOutOfRange { what, value }) } else { Ok(()) }
+    if value > MAX_STORED_VALUE {
+        Err(Error::ValueOutOfRange { what, value })
+    } else {
+        Ok(())
+    }
 }
 
 /// A handle to the slashing-protection database. Cheap to clone; all clones share one store.
@@ -191,14 +195,24 @@ impl SlashingDb {
     /// anything else is a SQLite file path. The schema is created or migrated.
     pub async fn open(url_or_path: &str) -> Result<Self, Error> {
         if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
-            Ok(SlashingDb::Postgres(postgres::PgStore::open(url_or_path).await?))
+            Ok(SlashingDb::Postgres(
+                postgres::PgStore::open(url_or_path).await?,
+            ))
         } else {
-            Ok(SlashingDb::Sqlite(sqlite::SqliteStore::open(url_or_path).await?))
+            Ok(SlashingDb::Sqlite(
+                sqlite::SqliteStore::open(url_or_path).await?,
+            ))
         }
     }
 
     /// Checks a block proposal and records it; `Ok` means committed and safe to sign.
-    pub async fn check_block(&self, gvr: Root, pubkey: &Pubkey, slot: u64, signing_root: Root) -> Result<Safe, Error> {
+    pub async fn check_block(
+        &self,
+        gvr: Root,
+        pubkey: &Pubkey,
+        slot: u64,
+        signing_root: Root,
+    ) -> Result<Safe, Error> {
         check_range("slot", slot)?;
         match self {
             SlashingDb::Sqlite(s) => s.check_block(gvr, *pubkey, slot, signing_root).await,
@@ -218,8 +232,14 @@ impl SlashingDb {
         check_range("source epoch", source)?;
         check_range("target epoch", target)?;
         match self {
-            SlashingDb::Sqlite(s) => s.check_attestation(gvr, *pubkey, source, target, signing_root).await,
-            SlashingDb::Postgres(p) => p.check_attestation(gvr, pubkey, source, target, signing_root).await,
+            SlashingDb::Sqlite(s) => {
+                s.check_attestation(gvr, *pubkey, source, target, signing_root)
+                    .await
+            }
+            SlashingDb::Postgres(p) => {
+                p.check_attestation(gvr, pubkey, source, target, signing_root)
+                    .await
+            }
         }
     }
 
@@ -244,10 +264,18 @@ impl SlashingDb {
     /// Imported records are kept, and the validators' low watermarks are raised to the highest
     /// slot/source/target now stored for them (never lowered). A malformed document or one for
     /// another chain is an error and nothing is stored. The `enabled` flag is not changed.
-    pub async fn import_interchange(&self, json: &str, only: Option<&[Pubkey]>) -> Result<ImportSummary, Error> {
+    pub async fn import_interchange(
+        &self,
+        json: &str,
+        only: Option<&[Pubkey]>,
+    ) -> Result<ImportSummary, Error> {
         let interchange = Interchange::from_json(json)?;
         let (plan, skipped) = interchange.import_plan(only);
-        let mut summary = ImportSummary { validators: plan.len(), skipped_validators: skipped, ..Default::default() };
+        let mut summary = ImportSummary {
+            validators: plan.len(),
+            skipped_validators: skipped,
+            ..Default::default()
+        };
         for rec in plan.values() {
             summary.blocks += rec.blocks.len();
             summary.attestations += rec.attestations.len();
@@ -328,20 +356,35 @@ pub(crate) fn with_watermark_records(
     if let Some(slot) = wm.block_slot
         && rec.signed_blocks.iter().all(|b| b.slot < slot)
     {
-        rec.signed_blocks.push(BlockRecord { slot, signing_root: None });
+        rec.signed_blocks.push(BlockRecord {
+            slot,
+            signing_root: None,
+        });
     }
     let max_source = rec.signed_attestations.iter().map(|a| a.source).max();
     let max_target = rec.signed_attestations.iter().map(|a| a.target).max();
-    let need_source = wm.att_source.is_some_and(|s| max_source.is_none_or(|m| m < s));
-    let need_target = wm.att_target.is_some_and(|t| max_target.is_none_or(|m| m < t));
+    let need_source = wm
+        .att_source
+        .is_some_and(|s| max_source.is_none_or(|m| m < s));
+    let need_target = wm
+        .att_target
+        .is_some_and(|t| max_target.is_none_or(|m| m < t));
     if need_source || need_target {
         let source = rules::raise(wm.att_source, max_source).unwrap_or(0);
         let target = rules::raise(wm.att_target, max_target).unwrap_or(0);
-        if let Some(existing) = rec.signed_attestations.iter_mut().find(|a| a.target == target) {
+        if let Some(existing) = rec
+            .signed_attestations
+            .iter_mut()
+            .find(|a| a.target == target)
+        {
             existing.source = existing.source.max(source);
             existing.signing_root = None;
         } else {
-            rec.signed_attestations.push(AttestationRecord { source, target, signing_root: None });
+            rec.signed_attestations.push(AttestationRecord {
+                source,
+                target,
+                signing_root: None,
+            });
         }
     }
     rec

@@ -61,7 +61,8 @@ fn to_i64(v: u64) -> i64 {
 }
 
 fn to_u64(v: i64) -> Result<u64, Error> {
-    u64::try_from(v).map_err(|_| Error::Database(format!("negative slot or epoch {v} in the database")))
+    u64::try_from(v)
+        .map_err(|_| Error::Database(format!("negative slot or epoch {v} in the database")))
 }
 
 fn opt_u64(v: Option<i64>) -> Result<Option<u64>, Error> {
@@ -75,12 +76,9 @@ fn root_param(root: &StoredRoot) -> Option<&[u8]> {
 fn root_from_db(v: Option<Vec<u8>>) -> Result<StoredRoot, Error> {
     match v {
         None => Ok(None),
-        Some(bytes) => Ok(stored_root(
-            bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::Database(format!("stored signing root has {} bytes", bytes.len())))?,
-        )),
+        Some(bytes) => Ok(stored_root(bytes.as_slice().try_into().map_err(|_| {
+            Error::Database(format!("stored signing root has {} bytes", bytes.len()))
+        })?)),
     }
 }
 
@@ -90,22 +88,41 @@ fn verdict(code: i16) -> Result<Safe, Error> {
         1 => Ok(Safe::SameData),
         c => match Refusal::ALL.iter().find(|r| r.code() == c) {
             Some(r) => Err(Error::Refused(*r)),
-            None => Err(Error::Database(format!("unknown verdict code {c} from the check function"))),
+            None => Err(Error::Database(format!(
+                "unknown verdict code {c} from the check function"
+            ))),
         },
     }
 }
 
 async fn with_timeout<T>(fut: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-    tokio::time::timeout(TIMEOUT, fut)
-        .await
-        .map_err(|_| Error::Unavailable(format!("PostgreSQL did not answer within {} s", TIMEOUT.as_secs())))?
+    tokio::time::timeout(TIMEOUT, fut).await.map_err(|_| {
+        Error::Unavailable(format!(
+            "PostgreSQL did not answer within {} s",
+            TIMEOUT.as_secs()
+        ))
+    })?
 }
 
-async fn lock_validator(tx: &deadpool_postgres::Transaction<'_>, pubkey: &Pubkey) -> Result<(i32, Watermarks), Error> {
-    let st = tx.prepare_cached("SELECT fs_lock_validator($1)").await.map_err(pg_err)?;
-    let id: i32 = tx.query_one(&st, &[&pubkey.as_slice()]).await.map_err(pg_err)?.try_get(0).map_err(pg_err)?;
+async fn lock_validator(
+    tx: &deadpool_postgres::Transaction<'_>,
+    pubkey: &Pubkey,
+) -> Result<(i32, Watermarks), Error> {
+    let st = tx
+        .prepare_cached("SELECT fs_lock_validator($1)")
+        .await
+        .map_err(pg_err)?;
+    let id: i32 = tx
+        .query_one(&st, &[&pubkey.as_slice()])
+        .await
+        .map_err(pg_err)?
+        .try_get(0)
+        .map_err(pg_err)?;
     let row = tx
-        .query_one("SELECT block_slot_wm, att_source_wm, att_target_wm FROM validators WHERE id = $1", &[&id])
+        .query_one(
+            "SELECT block_slot_wm, att_source_wm, att_target_wm FROM validators WHERE id = $1",
+            &[&id],
+        )
         .await
         .map_err(pg_err)?;
     let wm = Watermarks {
@@ -116,7 +133,11 @@ async fn lock_validator(tx: &deadpool_postgres::Transaction<'_>, pubkey: &Pubkey
     Ok((id, wm))
 }
 
-async fn set_watermarks(tx: &deadpool_postgres::Transaction<'_>, id: i32, wm: &Watermarks) -> Result<(), Error> {
+async fn set_watermarks(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: i32,
+    wm: &Watermarks,
+) -> Result<(), Error> {
     tx.execute(
         "UPDATE validators SET block_slot_wm = $2, att_source_wm = $3, att_target_wm = $4 WHERE id = $1",
         &[&id, &wm.block_slot.map(to_i64), &wm.att_source.map(to_i64), &wm.att_target.map(to_i64)],
@@ -130,12 +151,19 @@ impl PgStore {
     /// Connects, migrates the schema (serialised across processes by an advisory lock) and
     /// returns a pool handle.
     pub async fn open(url: &str) -> Result<Self, Error> {
-        let mut cfg: tokio_postgres::Config =
-            url.parse().map_err(|e| Error::Open(format!("invalid PostgreSQL URL: {e}")))?;
+        let mut cfg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| Error::Open(format!("invalid PostgreSQL URL: {e}")))?;
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(Duration::from_secs(5));
         }
-        let manager = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -152,42 +180,75 @@ impl PgStore {
     async fn migrate(&self) -> Result<(), Error> {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let tx = client.transaction().await.map_err(pg_err)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS]).await.map_err(pg_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
+            .await
+            .map_err(pg_err)?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             .await
             .map_err(pg_err)?;
-        let version: Option<i32> =
-            tx.query_one("SELECT MAX(version) FROM schema_version", &[]).await.map_err(pg_err)?.try_get(0).map_err(pg_err)?;
+        let version: Option<i32> = tx
+            .query_one("SELECT MAX(version) FROM schema_version", &[])
+            .await
+            .map_err(pg_err)?
+            .try_get(0)
+            .map_err(pg_err)?;
         match version {
             None => {
-                tx.batch_execute(SCHEMA_V1).await.map_err(|e| Error::Open(format!("schema creation failed: {e}")))?;
-                tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&SCHEMA_VERSION])
+                tx.batch_execute(SCHEMA_V1)
                     .await
-                    .map_err(pg_err)?;
+                    .map_err(|e| Error::Open(format!("schema creation failed: {e}")))?;
+                tx.execute(
+                    "INSERT INTO schema_version (version) VALUES ($1)",
+                    &[&SCHEMA_VERSION],
+                )
+                .await
+                .map_err(pg_err)?;
             }
             Some(SCHEMA_VERSION) => {}
             Some(v) => {
-                return Err(Error::Open(format!("schema version {v} is newer than this program ({SCHEMA_VERSION})")));
+                return Err(Error::Open(format!(
+                    "schema version {v} is newer than this program ({SCHEMA_VERSION})"
+                )));
             }
         }
         tx.commit().await.map_err(pg_err)
     }
 
-    async fn check(&self, sql: &'static str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Safe, Error> {
+    async fn check(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Safe, Error> {
         with_timeout(async {
             let client = self.pool.get().await.map_err(pool_err)?;
             let st = client.prepare_cached(sql).await.map_err(pg_err)?;
-            let code: i16 = client.query_one(&st, params).await.map_err(pg_err)?.try_get(0).map_err(pg_err)?;
+            let code: i16 = client
+                .query_one(&st, params)
+                .await
+                .map_err(pg_err)?
+                .try_get(0)
+                .map_err(pg_err)?;
             verdict(code)
         })
         .await
     }
 
-    pub async fn check_block(&self, gvr: Root, pubkey: &Pubkey, slot: u64, root: Root) -> Result<Safe, Error> {
+    pub async fn check_block(
+        &self,
+        gvr: Root,
+        pubkey: &Pubkey,
+        slot: u64,
+        root: Root,
+    ) -> Result<Safe, Error> {
         let root = stored_root(root);
         self.check(
             "SELECT fs_check_block($1, $2, $3, $4)",
-            &[&gvr.as_slice(), &pubkey.as_slice(), &to_i64(slot), &root_param(&root)],
+            &[
+                &gvr.as_slice(),
+                &pubkey.as_slice(),
+                &to_i64(slot),
+                &root_param(&root),
+            ],
         )
         .await
     }
@@ -203,7 +264,13 @@ impl PgStore {
         let root = stored_root(root);
         self.check(
             "SELECT fs_check_attestation($1, $2, $3, $4, $5)",
-            &[&gvr.as_slice(), &pubkey.as_slice(), &to_i64(source), &to_i64(target), &root_param(&root)],
+            &[
+                &gvr.as_slice(),
+                &pubkey.as_slice(),
+                &to_i64(source),
+                &to_i64(target),
+                &root_param(&root),
+            ],
         )
         .await
     }
@@ -217,7 +284,11 @@ impl PgStore {
                 .map_err(pg_err)?
                 .try_get(0)
                 .map_err(pg_err)?;
-            if ok { Ok(()) } else { Err(Error::Refused(Refusal::WrongGenesisValidatorsRoot)) }
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Refused(Refusal::WrongGenesisValidatorsRoot))
+            }
         })
         .await
     }
@@ -226,30 +297,38 @@ impl PgStore {
         with_timeout(async {
             let client = self.pool.get().await.map_err(pool_err)?;
             let row = client
-                .query_opt("SELECT genesis_validators_root FROM metadata WHERE id = 1", &[])
+                .query_opt(
+                    "SELECT genesis_validators_root FROM metadata WHERE id = 1",
+                    &[],
+                )
                 .await
                 .map_err(pg_err)?;
             match row {
                 None => Ok(None),
                 Some(row) => {
                     let bytes: Vec<u8> = row.try_get(0).map_err(pg_err)?;
-                    Ok(Some(
-                        bytes
-                            .as_slice()
-                            .try_into()
-                            .map_err(|_| Error::Database("stored genesis validators root is malformed".into()))?,
-                    ))
+                    Ok(Some(bytes.as_slice().try_into().map_err(|_| {
+                        Error::Database("stored genesis validators root is malformed".into())
+                    })?))
                 }
             }
         })
         .await
     }
 
-    pub async fn import(&self, gvr: Root, plan: BTreeMap<Pubkey, ImportRecord>) -> Result<(), Error> {
+    pub async fn import(
+        &self,
+        gvr: Root,
+        plan: BTreeMap<Pubkey, ImportRecord>,
+    ) -> Result<(), Error> {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let tx = client.transaction().await.map_err(pg_err)?;
-        let ok: bool =
-            tx.query_one("SELECT fs_genesis_ok($1)", &[&gvr.as_slice()]).await.map_err(pg_err)?.try_get(0).map_err(pg_err)?;
+        let ok: bool = tx
+            .query_one("SELECT fs_genesis_ok($1)", &[&gvr.as_slice()])
+            .await
+            .map_err(pg_err)?
+            .try_get(0)
+            .map_err(pg_err)?;
         if !ok {
             return Err(Error::InvalidInterchange(
                 "the interchange genesis_validators_root differs from this database's".to_string(),
@@ -274,7 +353,10 @@ impl PgStore {
                 .await
                 .map_err(pg_err)?;
                 let max: Option<i64> = tx
-                    .query_one("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1", &[&id])
+                    .query_one(
+                        "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1",
+                        &[&id],
+                    )
                     .await
                     .map_err(pg_err)?
                     .try_get(0)
@@ -283,8 +365,13 @@ impl PgStore {
             }
             if !rec.attestations.is_empty() {
                 let targets: Vec<i64> = rec.attestations.keys().map(|t| to_i64(*t)).collect();
-                let sources: Vec<i64> = rec.attestations.values().map(|(s, _)| to_i64(*s)).collect();
-                let roots: Vec<Option<&[u8]>> = rec.attestations.values().map(|(_, r)| root_param(r)).collect();
+                let sources: Vec<i64> =
+                    rec.attestations.values().map(|(s, _)| to_i64(*s)).collect();
+                let roots: Vec<Option<&[u8]>> = rec
+                    .attestations
+                    .values()
+                    .map(|(_, r)| root_param(r))
+                    .collect();
                 tx.execute(
                     "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root) \
                      SELECT $1, s, t, r FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BYTEA[]) AS u(s, t, r) \
@@ -333,8 +420,10 @@ impl PgStore {
         for row in rows {
             let id: i32 = row.try_get(0).map_err(pg_err)?;
             let pk: Vec<u8> = row.try_get(1).map_err(pg_err)?;
-            let pubkey: Pubkey =
-                pk.as_slice().try_into().map_err(|_| Error::Database("stored pubkey is malformed".into()))?;
+            let pubkey: Pubkey = pk
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Database("stored pubkey is malformed".into()))?;
             if pubkeys.is_some_and(|only| !only.contains(&pubkey)) {
                 continue;
             }
@@ -370,10 +459,20 @@ impl PgStore {
                     signing_root: root_from_db(a.try_get(2).map_err(pg_err)?)?,
                 });
             }
-            data.push(crate::with_watermark_records(InterchangeRecord { pubkey, signed_blocks, signed_attestations }, wm));
+            data.push(crate::with_watermark_records(
+                InterchangeRecord {
+                    pubkey,
+                    signed_blocks,
+                    signed_attestations,
+                },
+                wm,
+            ));
         }
         tx.commit().await.map_err(pg_err)?;
-        Ok(Interchange { genesis_validators_root: gvr, data })
+        Ok(Interchange {
+            genesis_validators_root: gvr,
+            data,
+        })
     }
 
     pub async fn set_enabled(&self, pubkey: &Pubkey, enabled: bool) -> Result<(), Error> {
@@ -381,7 +480,12 @@ impl PgStore {
             let mut client = self.pool.get().await.map_err(pool_err)?;
             let tx = client.transaction().await.map_err(pg_err)?;
             let (id, _) = lock_validator(&tx, pubkey).await?;
-            tx.execute("UPDATE validators SET enabled = $2 WHERE id = $1", &[&id, &enabled]).await.map_err(pg_err)?;
+            tx.execute(
+                "UPDATE validators SET enabled = $2 WHERE id = $1",
+                &[&id, &enabled],
+            )
+            .await
+            .map_err(pg_err)?;
             tx.commit().await.map_err(pg_err)
         })
         .await
@@ -420,7 +524,9 @@ impl PgStore {
             .map_err(pg_err)?;
         for id in ids {
             let tx = client.transaction().await.map_err(pg_err)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &id]).await.map_err(pg_err)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &id])
+                .await
+                .map_err(pg_err)?;
             let row = tx
                 .query_one("SELECT block_slot_wm, att_source_wm, att_target_wm FROM validators WHERE id = $1", &[&id])
                 .await
@@ -432,7 +538,10 @@ impl PgStore {
             };
             let mut wm = old;
             let max_slot: Option<i64> = tx
-                .query_one("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1", &[&id])
+                .query_one(
+                    "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1",
+                    &[&id],
+                )
                 .await
                 .map_err(pg_err)?
                 .try_get(0)
@@ -446,17 +555,25 @@ impl PgStore {
                     .try_get(0)
                     .map_err(pg_err)?;
                 wm.block_slot = raise(wm.block_slot, opt_u64(deleted)?);
-                tx.execute("DELETE FROM signed_blocks WHERE validator_id = $1 AND slot <= $2", &[&id, &cut])
-                    .await
-                    .map_err(pg_err)?;
+                tx.execute(
+                    "DELETE FROM signed_blocks WHERE validator_id = $1 AND slot <= $2",
+                    &[&id, &cut],
+                )
+                .await
+                .map_err(pg_err)?;
             }
             let max_target: Option<i64> = tx
-                .query_one("SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = $1", &[&id])
+                .query_one(
+                    "SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = $1",
+                    &[&id],
+                )
                 .await
                 .map_err(pg_err)?
                 .try_get(0)
                 .map_err(pg_err)?;
-            if let Some(cut) = opt_u64(max_target)?.and_then(|m| crate::prune_cutoff(m, keep_epochs)) {
+            if let Some(cut) =
+                opt_u64(max_target)?.and_then(|m| crate::prune_cutoff(m, keep_epochs))
+            {
                 let cut = to_i64(cut);
                 let row = tx
                     .query_one(

@@ -181,7 +181,12 @@ pub struct History {
 
 impl Default for History {
     fn default() -> Self {
-        Self { enabled: true, watermarks: Watermarks::default(), blocks: Vec::new(), attestations: Vec::new() }
+        Self {
+            enabled: true,
+            watermarks: Watermarks::default(),
+            blocks: Vec::new(),
+            attestations: Vec::new(),
+        }
     }
 }
 
@@ -191,7 +196,11 @@ impl History {
         BlockFacts {
             enabled: self.enabled,
             watermark: self.watermarks.block_slot,
-            existing_at_slot: self.blocks.iter().find(|b| b.slot == slot).map(|b| b.signing_root),
+            existing_at_slot: self
+                .blocks
+                .iter()
+                .find(|b| b.slot == slot)
+                .map(|b| b.signing_root),
         }
     }
 
@@ -206,8 +215,14 @@ impl History {
                 .iter()
                 .find(|a| a.target == target)
                 .map(|a| a.signing_root),
-            surrounded_by_existing: self.attestations.iter().any(|a| a.source < source && a.target > target),
-            surrounds_existing: self.attestations.iter().any(|a| a.source > source && a.target < target),
+            surrounded_by_existing: self
+                .attestations
+                .iter()
+                .any(|a| a.source < source && a.target > target),
+            surrounds_existing: self
+                .attestations
+                .iter()
+                .any(|a| a.source > source && a.target < target),
         }
     }
 
@@ -216,17 +231,34 @@ impl History {
         let root = stored_root(root);
         let verdict = decide_block(&self.block_facts(slot), slot, root)?;
         if verdict == Safe::Inserted {
-            self.blocks.push(BlockRecord { slot, signing_root: root });
+            self.blocks.push(BlockRecord {
+                slot,
+                signing_root: root,
+            });
         }
         Ok(verdict)
     }
 
     /// Checks an attestation and records it when it is newly inserted.
-    pub fn check_attestation(&mut self, source: u64, target: u64, root: Root) -> Result<Safe, Refusal> {
+    pub fn check_attestation(
+        &mut self,
+        source: u64,
+        target: u64,
+        root: Root,
+    ) -> Result<Safe, Refusal> {
         let root = stored_root(root);
-        let verdict = decide_attestation(&self.attestation_facts(source, target), source, target, root)?;
+        let verdict = decide_attestation(
+            &self.attestation_facts(source, target),
+            source,
+            target,
+            root,
+        )?;
         if verdict == Safe::Inserted {
-            self.attestations.push(AttestationRecord { source, target, signing_root: root });
+            self.attestations.push(AttestationRecord {
+                source,
+                target,
+                signing_root: root,
+            });
         }
         Ok(verdict)
     }
@@ -260,10 +292,16 @@ mod tests {
         let mut h = History::default();
         assert_eq!(h.check_block(10, root(1)), Ok(Safe::Inserted));
         assert_eq!(h.check_block(10, root(1)), Ok(Safe::SameData));
-        assert_eq!(h.check_block(10, root(2)), Err(Refusal::DoubleBlockProposal));
+        assert_eq!(
+            h.check_block(10, root(2)),
+            Err(Refusal::DoubleBlockProposal)
+        );
         assert_eq!(h.check_block(5, root(2)), Ok(Safe::Inserted));
         h.watermarks.block_slot = Some(10);
-        assert_eq!(h.check_block(10, root(1)), Err(Refusal::BlockSlotBelowWatermark));
+        assert_eq!(
+            h.check_block(10, root(1)),
+            Err(Refusal::BlockSlotBelowWatermark)
+        );
         assert_eq!(h.check_block(11, root(1)), Ok(Safe::Inserted));
         h.enabled = false;
         assert_eq!(h.check_block(12, root(1)), Err(Refusal::ValidatorDisabled));
@@ -273,24 +311,49 @@ mod tests {
     fn null_root_never_equal() {
         let mut h = History::default();
         assert_eq!(h.check_block(3, NULL_ROOT), Ok(Safe::Inserted));
-        assert_eq!(h.check_block(3, NULL_ROOT), Err(Refusal::DoubleBlockProposal));
+        assert_eq!(
+            h.check_block(3, NULL_ROOT),
+            Err(Refusal::DoubleBlockProposal)
+        );
         assert_eq!(h.check_attestation(1, 2, NULL_ROOT), Ok(Safe::Inserted));
-        assert_eq!(h.check_attestation(1, 2, NULL_ROOT), Err(Refusal::DoubleVote));
+        assert_eq!(
+            h.check_attestation(1, 2, NULL_ROOT),
+            Err(Refusal::DoubleVote)
+        );
     }
 
     #[test]
     fn attestation_rules() {
         let mut h = History::default();
-        assert_eq!(h.check_attestation(3, 2, root(1)), Err(Refusal::SourceExceedsTarget));
+        assert_eq!(
+            h.check_attestation(3, 2, root(1)),
+            Err(Refusal::SourceExceedsTarget)
+        );
         assert_eq!(h.check_attestation(2, 5, root(1)), Ok(Safe::Inserted));
         assert_eq!(h.check_attestation(2, 5, root(1)), Ok(Safe::SameData));
         assert_eq!(h.check_attestation(2, 5, root(2)), Err(Refusal::DoubleVote));
-        assert_eq!(h.check_attestation(3, 4, root(2)), Err(Refusal::SurroundedVote));
-        assert_eq!(h.check_attestation(1, 6, root(2)), Err(Refusal::SurroundingVote));
+        assert_eq!(
+            h.check_attestation(3, 4, root(2)),
+            Err(Refusal::SurroundedVote)
+        );
+        assert_eq!(
+            h.check_attestation(1, 6, root(2)),
+            Err(Refusal::SurroundingVote)
+        );
         assert_eq!(h.check_attestation(2, 6, root(2)), Ok(Safe::Inserted));
-        h.watermarks = Watermarks { block_slot: None, att_source: Some(4), att_target: Some(8) };
-        assert_eq!(h.check_attestation(4, 8, root(3)), Err(Refusal::TargetBelowWatermark));
-        assert_eq!(h.check_attestation(3, 9, root(3)), Err(Refusal::SourceBelowWatermark));
+        h.watermarks = Watermarks {
+            block_slot: None,
+            att_source: Some(4),
+            att_target: Some(8),
+        };
+        assert_eq!(
+            h.check_attestation(4, 8, root(3)),
+            Err(Refusal::TargetBelowWatermark)
+        );
+        assert_eq!(
+            h.check_attestation(3, 9, root(3)),
+            Err(Refusal::SourceBelowWatermark)
+        );
         assert_eq!(h.check_attestation(4, 9, root(3)), Ok(Safe::Inserted));
     }
 

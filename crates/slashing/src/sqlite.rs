@@ -17,7 +17,8 @@ use tokio::sync::oneshot;
 
 use crate::interchange::{ImportRecord, Interchange, InterchangeRecord};
 use crate::rules::{
-    self, AttestationFacts, AttestationRecord, BlockFacts, BlockRecord, StoredRoot, Watermarks, raise, stored_root,
+    self, AttestationFacts, AttestationRecord, BlockFacts, BlockRecord, StoredRoot, Watermarks,
+    raise, stored_root,
 };
 use crate::{Error, Pubkey, Refusal, Root, Safe};
 
@@ -47,7 +48,10 @@ pub struct SqliteStore {
 fn db_err(e: rusqlite::Error) -> Error {
     match e {
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
         {
             Error::Unavailable(format!("SQLite database is locked: {f}"))
         }
@@ -74,12 +78,18 @@ fn open_connection(path: &str) -> Result<Connection, Error> {
         }
     }
     let conn = Connection::open(path).map_err(open_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(open_err)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(open_err)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Open(format!("{path}: cannot switch to WAL mode (got {mode})")));
+        return Err(Error::Open(format!(
+            "{path}: cannot switch to WAL mode (got {mode})"
+        )));
     }
-    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(open_err)?;
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        .map_err(open_err)?;
     migrate(&conn).map_err(|e| Error::Open(format!("{path}: {e}")))?;
     Ok(conn)
 }
@@ -87,17 +97,25 @@ fn open_connection(path: &str) -> Result<Connection, Error> {
 fn migrate(conn: &Connection) -> Result<(), Error> {
     conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
     let result = (|| {
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").map_err(db_err)?;
-        let version: Option<i64> =
-            conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)).map_err(db_err)?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .map_err(db_err)?;
+        let version: Option<i64> = conn
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(db_err)?;
         match version {
             None => {
                 conn.execute_batch(SCHEMA_V1).map_err(db_err)?;
-                conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION]).map_err(db_err)?;
+                conn.execute(
+                    "INSERT INTO schema_version (version) VALUES (?1)",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(db_err)?;
                 Ok(())
             }
             Some(SCHEMA_VERSION) => Ok(()),
-            Some(v) => Err(Error::Open(format!("schema version {v} is newer than this program ({SCHEMA_VERSION})"))),
+            Some(v) => Err(Error::Open(format!(
+                "schema version {v} is newer than this program ({SCHEMA_VERSION})"
+            ))),
         }
     })();
     match result {
@@ -120,13 +138,19 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         }
         let failed = conn.execute_batch("BEGIN IMMEDIATE").err().map(db_err);
         let began = failed.is_none();
-        let batch = Batch { conn: &conn, poisoned: Cell::new(false), failed };
+        let batch = Batch {
+            conn: &conn,
+            poisoned: Cell::new(false),
+            failed,
+        };
         let replies: Vec<Reply> = jobs.into_iter().map(|job| job(&batch)).collect();
         let outcome = if !began {
             Err(batch.failed.clone().unwrap_or_else(stopped))
         } else if batch.poisoned.get() {
             let _ = conn.execute_batch("ROLLBACK");
-            Err(Error::Database("a request could not be rolled back; the batch was discarded".to_string()))
+            Err(Error::Database(
+                "a request could not be rolled back; the batch was discarded".to_string(),
+            ))
         } else {
             match conn.execute_batch("COMMIT") {
                 Ok(()) => Ok(()),
@@ -161,7 +185,11 @@ impl Batch<'_> {
                 }
             },
             Err(e) => {
-                if self.conn.execute_batch("ROLLBACK TO job; RELEASE job").is_err() {
+                if self
+                    .conn
+                    .execute_batch("ROLLBACK TO job; RELEASE job")
+                    .is_err()
+                {
                     self.poisoned.set(true);
                 }
                 Err(e)
@@ -176,7 +204,8 @@ fn to_i64(v: u64) -> i64 {
 }
 
 fn to_u64(v: i64) -> Result<u64, Error> {
-    u64::try_from(v).map_err(|_| Error::Database(format!("negative slot or epoch {v} in the database")))
+    u64::try_from(v)
+        .map_err(|_| Error::Database(format!("negative slot or epoch {v} in the database")))
 }
 
 fn opt_u64(v: Option<i64>) -> Result<Option<u64>, Error> {
@@ -187,10 +216,9 @@ fn root_from_db(v: Option<Vec<u8>>) -> Result<StoredRoot, Error> {
     match v {
         None => Ok(None),
         Some(bytes) => {
-            let root: Root = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::Database(format!("stored signing root has {} bytes", bytes.len())))?;
+            let root: Root = bytes.as_slice().try_into().map_err(|_| {
+                Error::Database(format!("stored signing root has {} bytes", bytes.len()))
+            })?;
             Ok(stored_root(root))
         }
     }
@@ -207,9 +235,9 @@ fn get_gvr(conn: &Connection) -> Result<Option<Root>, Error> {
         .map_err(db_err)?;
     match v {
         None => Ok(None),
-        Some(bytes) => Ok(Some(
-            bytes.as_slice().try_into().map_err(|_| Error::Database("stored genesis validators root is malformed".into()))?,
-        )),
+        Some(bytes) => Ok(Some(bytes.as_slice().try_into().map_err(|_| {
+            Error::Database("stored genesis validators root is malformed".into())
+        })?)),
     }
 }
 
@@ -219,8 +247,11 @@ fn ensure_gvr(conn: &Connection, gvr: Root) -> Result<(), Error> {
         Some(stored) if stored == gvr => Ok(()),
         Some(_) => Err(Error::Refused(Refusal::WrongGenesisValidatorsRoot)),
         None => {
-            conn.execute("INSERT INTO metadata (id, genesis_validators_root) VALUES (1, ?1)", [gvr.as_slice()])
-                .map_err(db_err)?;
+            conn.execute(
+                "INSERT INTO metadata (id, genesis_validators_root) VALUES (1, ?1)",
+                [gvr.as_slice()],
+            )
+            .map_err(db_err)?;
             Ok(())
         }
     }
@@ -255,7 +286,11 @@ fn find_validator(conn: &Connection, pubkey: &Pubkey) -> Result<Option<Validator
         Some((id, enabled, b, s, t)) => Ok(Some(ValidatorRow {
             id,
             enabled,
-            wm: Watermarks { block_slot: opt_u64(b)?, att_source: opt_u64(s)?, att_target: opt_u64(t)? },
+            wm: Watermarks {
+                block_slot: opt_u64(b)?,
+                att_source: opt_u64(s)?,
+                att_target: opt_u64(t)?,
+            },
         })),
     }
 }
@@ -268,7 +303,11 @@ fn validator(conn: &Connection, pubkey: &Pubkey) -> Result<ValidatorRow, Error> 
     conn.prepare_cached("INSERT INTO validators (pubkey) VALUES (?1)")
         .and_then(|mut s| s.execute([pubkey.as_slice()]))
         .map_err(db_err)?;
-    Ok(ValidatorRow { id: conn.last_insert_rowid(), enabled: true, wm: Watermarks::default() })
+    Ok(ValidatorRow {
+        id: conn.last_insert_rowid(),
+        enabled: true,
+        wm: Watermarks::default(),
+    })
 }
 
 fn set_watermarks(conn: &Connection, id: i64, wm: &Watermarks) -> Result<(), Error> {
@@ -284,12 +323,23 @@ fn set_watermarks(conn: &Connection, id: i64, wm: &Watermarks) -> Result<(), Err
 /// registration (as the PostgreSQL function does), so it is not an `Err` of the savepoint.
 type CheckOutcome = Result<Result<Safe, Refusal>, Error>;
 
-fn check_block_tx(conn: &Connection, gvr: Root, pubkey: &Pubkey, slot: u64, root: Root) -> CheckOutcome {
+fn check_block_tx(
+    conn: &Connection,
+    gvr: Root,
+    pubkey: &Pubkey,
+    slot: u64,
+    root: Root,
+) -> CheckOutcome {
     ensure_gvr(conn, gvr)?;
     let v = validator(conn, pubkey)?;
     let existing: Option<Option<Vec<u8>>> = conn
-        .prepare_cached("SELECT signing_root FROM signed_blocks WHERE validator_id = ?1 AND slot = ?2")
-        .and_then(|mut s| s.query_row(params![v.id, to_i64(slot)], |r| r.get(0)).optional())
+        .prepare_cached(
+            "SELECT signing_root FROM signed_blocks WHERE validator_id = ?1 AND slot = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![v.id, to_i64(slot)], |r| r.get(0))
+                .optional()
+        })
         .map_err(db_err)?;
     let facts = BlockFacts {
         enabled: v.enabled,
@@ -302,9 +352,11 @@ fn check_block_tx(conn: &Connection, gvr: Root, pubkey: &Pubkey, slot: u64, root
         Err(r) => return Ok(Err(r)),
     };
     if verdict == Safe::Inserted {
-        conn.prepare_cached("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![v.id, to_i64(slot), root_to_db(&root)]))
-            .map_err(db_err)?;
+        conn.prepare_cached(
+            "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![v.id, to_i64(slot), root_to_db(&root)]))
+        .map_err(db_err)?;
     }
     Ok(Ok(verdict))
 }
@@ -359,7 +411,11 @@ fn check_attestation_tx(
     Ok(Ok(verdict))
 }
 
-fn import_tx(conn: &Connection, gvr: Root, plan: &BTreeMap<Pubkey, ImportRecord>) -> Result<(), Error> {
+fn import_tx(
+    conn: &Connection,
+    gvr: Root,
+    plan: &BTreeMap<Pubkey, ImportRecord>,
+) -> Result<(), Error> {
     ensure_gvr(conn, gvr).map_err(|e| match e {
         Error::Refused(Refusal::WrongGenesisValidatorsRoot) => Error::InvalidInterchange(
             "the interchange genesis_validators_root differs from this database's".to_string(),
@@ -393,7 +449,11 @@ fn import_tx(conn: &Connection, gvr: Root, plan: &BTreeMap<Pubkey, ImportRecord>
         let mut wm = v.wm;
         if !rec.blocks.is_empty() {
             let max: Option<i64> = conn
-                .query_row("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1", [v.id], |r| r.get(0))
+                .query_row(
+                    "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1",
+                    [v.id],
+                    |r| r.get(0),
+                )
                 .map_err(db_err)?;
             wm.block_slot = raise(wm.block_slot, opt_u64(max)?);
         }
@@ -416,12 +476,21 @@ fn import_tx(conn: &Connection, gvr: Root, plan: &BTreeMap<Pubkey, ImportRecord>
 }
 
 fn all_validators(conn: &Connection) -> Result<Vec<Pubkey>, Error> {
-    let mut st = conn.prepare("SELECT pubkey FROM validators ORDER BY id").map_err(db_err)?;
-    let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(db_err)?;
+    let mut st = conn
+        .prepare("SELECT pubkey FROM validators ORDER BY id")
+        .map_err(db_err)?;
+    let rows = st
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .map_err(db_err)?;
     let mut out = Vec::new();
     for row in rows {
         let bytes = row.map_err(db_err)?;
-        out.push(bytes.as_slice().try_into().map_err(|_| Error::Database("stored pubkey is malformed".into()))?);
+        out.push(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Database("stored pubkey is malformed".into()))?,
+        );
     }
     Ok(out)
 }
@@ -434,15 +503,24 @@ fn export_tx(conn: &Connection, pubkeys: Option<Vec<Pubkey>>) -> Result<Intercha
     };
     let mut data = Vec::new();
     for pubkey in pubkeys {
-        let Some(v) = find_validator(conn, &pubkey)? else { continue };
+        let Some(v) = find_validator(conn, &pubkey)? else {
+            continue;
+        };
         let mut st = conn
             .prepare_cached("SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ?1 ORDER BY slot")
             .map_err(db_err)?;
-        let rows = st.query_map([v.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))).map_err(db_err)?;
+        let rows = st
+            .query_map([v.id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+            })
+            .map_err(db_err)?;
         let mut signed_blocks = Vec::new();
         for row in rows {
             let (slot, root) = row.map_err(db_err)?;
-            signed_blocks.push(BlockRecord { slot: to_u64(slot)?, signing_root: root_from_db(root)? });
+            signed_blocks.push(BlockRecord {
+                slot: to_u64(slot)?,
+                signing_root: root_from_db(root)?,
+            });
         }
         let mut st = conn
             .prepare_cached(
@@ -451,7 +529,13 @@ fn export_tx(conn: &Connection, pubkeys: Option<Vec<Pubkey>>) -> Result<Intercha
             )
             .map_err(db_err)?;
         let rows = st
-            .query_map([v.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?)))
+            .query_map([v.id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                ))
+            })
             .map_err(db_err)?;
         let mut signed_attestations = Vec::new();
         for row in rows {
@@ -462,17 +546,33 @@ fn export_tx(conn: &Connection, pubkeys: Option<Vec<Pubkey>>) -> Result<Intercha
                 signing_root: root_from_db(root)?,
             });
         }
-        data.push(crate::with_watermark_records(InterchangeRecord { pubkey, signed_blocks, signed_attestations }, v.wm));
+        data.push(crate::with_watermark_records(
+            InterchangeRecord {
+                pubkey,
+                signed_blocks,
+                signed_attestations,
+            },
+            v.wm,
+        ));
     }
-    Ok(Interchange { genesis_validators_root: gvr, data })
+    Ok(Interchange {
+        genesis_validators_root: gvr,
+        data,
+    })
 }
 
 fn prune_tx(conn: &Connection, keep_epochs: u64, keep_slots: u64) -> Result<(), Error> {
     for pubkey in all_validators(conn)? {
-        let Some(v) = find_validator(conn, &pubkey)? else { continue };
+        let Some(v) = find_validator(conn, &pubkey)? else {
+            continue;
+        };
         let mut wm = v.wm;
         let max_slot: Option<i64> = conn
-            .query_row("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1", [v.id], |r| r.get(0))
+            .query_row(
+                "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1",
+                [v.id],
+                |r| r.get(0),
+            )
             .map_err(db_err)?;
         if let Some(cut) = opt_u64(max_slot)?.and_then(|m| crate::prune_cutoff(m, keep_slots)) {
             let deleted: Option<i64> = conn
@@ -483,13 +583,18 @@ fn prune_tx(conn: &Connection, keep_epochs: u64, keep_slots: u64) -> Result<(), 
                 )
                 .map_err(db_err)?;
             wm.block_slot = raise(wm.block_slot, opt_u64(deleted)?);
-            conn.execute("DELETE FROM signed_blocks WHERE validator_id = ?1 AND slot <= ?2", params![v.id, to_i64(cut)])
-                .map_err(db_err)?;
+            conn.execute(
+                "DELETE FROM signed_blocks WHERE validator_id = ?1 AND slot <= ?2",
+                params![v.id, to_i64(cut)],
+            )
+            .map_err(db_err)?;
         }
         let max_target: Option<i64> = conn
-            .query_row("SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1", [v.id], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
+                [v.id],
+                |r| r.get(0),
+            )
             .map_err(db_err)?;
         if let Some(cut) = opt_u64(max_target)?.and_then(|m| crate::prune_cutoff(m, keep_epochs)) {
             let (ds, dt): (Option<i64>, Option<i64>) = conn
@@ -516,7 +621,9 @@ fn prune_tx(conn: &Connection, keep_epochs: u64, keep_slots: u64) -> Result<(), 
 }
 
 fn has_history_tx(conn: &Connection, pubkey: &Pubkey) -> Result<bool, Error> {
-    let Some(v) = find_validator(conn, pubkey)? else { return Ok(false) };
+    let Some(v) = find_validator(conn, pubkey)? else {
+        return Ok(false);
+    };
     if v.wm != Watermarks::default() {
         return Ok(true);
     }
@@ -547,7 +654,9 @@ impl SqliteStore {
                 }
             })
             .map_err(|e| Error::Open(format!("cannot start the SQLite writer thread: {e}")))?;
-        ready_rx.await.map_err(|_| Error::Open("the SQLite writer thread stopped while opening".into()))??;
+        ready_rx
+            .await
+            .map_err(|_| Error::Open("the SQLite writer thread stopped while opening".into()))??;
         Ok(Self { tx })
     }
 
@@ -567,8 +676,16 @@ impl SqliteStore {
         rx.await.map_err(|_| stopped())?
     }
 
-    pub async fn check_block(&self, gvr: Root, pubkey: Pubkey, slot: u64, root: Root) -> Result<Safe, Error> {
-        self.call(move |c| check_block_tx(c, gvr, &pubkey, slot, root)).await?.map_err(Error::Refused)
+    pub async fn check_block(
+        &self,
+        gvr: Root,
+        pubkey: Pubkey,
+        slot: u64,
+        root: Root,
+    ) -> Result<Safe, Error> {
+        self.call(move |c| check_block_tx(c, gvr, &pubkey, slot, root))
+            .await?
+            .map_err(Error::Refused)
     }
 
     pub async fn check_attestation(
@@ -579,7 +696,9 @@ impl SqliteStore {
         target: u64,
         root: Root,
     ) -> Result<Safe, Error> {
-        self.call(move |c| check_attestation_tx(c, gvr, &pubkey, source, target, root)).await?.map_err(Error::Refused)
+        self.call(move |c| check_attestation_tx(c, gvr, &pubkey, source, target, root))
+            .await?
+            .map_err(Error::Refused)
     }
 
     pub async fn init_gvr(&self, gvr: Root) -> Result<(), Error> {
@@ -590,7 +709,11 @@ impl SqliteStore {
         self.call(get_gvr).await
     }
 
-    pub async fn import(&self, gvr: Root, plan: BTreeMap<Pubkey, ImportRecord>) -> Result<(), Error> {
+    pub async fn import(
+        &self,
+        gvr: Root,
+        plan: BTreeMap<Pubkey, ImportRecord>,
+    ) -> Result<(), Error> {
         self.call(move |c| import_tx(c, gvr, &plan)).await
     }
 
@@ -601,7 +724,11 @@ impl SqliteStore {
     pub async fn set_enabled(&self, pubkey: Pubkey, enabled: bool) -> Result<(), Error> {
         self.call(move |c| {
             let v = validator(c, &pubkey)?;
-            c.execute("UPDATE validators SET enabled = ?2 WHERE id = ?1", params![v.id, enabled]).map_err(db_err)?;
+            c.execute(
+                "UPDATE validators SET enabled = ?2 WHERE id = ?1",
+                params![v.id, enabled],
+            )
+            .map_err(db_err)?;
             Ok(())
         })
         .await
@@ -612,10 +739,16 @@ impl SqliteStore {
     }
 
     pub async fn prune(&self, keep_epochs: u64, keep_slots: u64) -> Result<(), Error> {
-        self.call(move |c| prune_tx(c, keep_epochs, keep_slots)).await
+        self.call(move |c| prune_tx(c, keep_epochs, keep_slots))
+            .await
     }
 
     pub async fn health(&self) -> Result<(), Error> {
-        self.call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ()).map_err(db_err)).await
+        self.call(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())
+                .map_err(db_err)
+        })
+        .await
     }
 }

@@ -22,7 +22,9 @@ async fn child(location: &str) {
         let db = db.clone();
         tasks.push(tokio::spawn(async move {
             for target in 1.. {
-                let res = db.check_attestation(GVR, &pk(task), target - 1, target, root(1)).await;
+                let res = db
+                    .check_attestation(GVR, &pk(task), target - 1, target, root(1))
+                    .await;
                 if res == Ok(Safe::Inserted) {
                     println!("OK {task} {target}");
                 }
@@ -43,7 +45,12 @@ async fn sigkill_under_load_loses_no_answered_record() {
     let t = fresh(Backend::Sqlite).await.expect("sqlite");
     let exe = std::env::current_exe().expect("current exe");
     let mut proc = Command::new(exe)
-        .args(["--exact", "sigkill_under_load_loses_no_answered_record", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "sigkill_under_load_loses_no_answered_record",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &t.location)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -74,18 +81,29 @@ async fn sigkill_under_load_loses_no_answered_record() {
     let _ = proc.wait();
     let _ = reader.join();
     answered.extend(rx.try_iter());
-    assert!(answered.len() > 100, "the child answered only {} checks", answered.len());
+    assert!(
+        answered.len() > 100,
+        "the child answered only {} checks",
+        answered.len()
+    );
 
     // Every answered record must be there after the crash: a conflicting vote for its target is
     // refused and the identical one is "same data".
-    let db = SlashingDb::open(&t.location).await.expect("reopen after crash");
+    let db = SlashingDb::open(&t.location)
+        .await
+        .expect("reopen after crash");
     for (task, target) in &answered {
         assert_eq!(
-            db.check_attestation(GVR, &pk(*task), target - 1, *target, root(2)).await,
+            db.check_attestation(GVR, &pk(*task), target - 1, *target, root(2))
+                .await,
             Err(Error::Refused(Refusal::DoubleVote)),
             "task {task} target {target} lost"
         );
-        assert_eq!(db.check_attestation(GVR, &pk(*task), target - 1, *target, root(1)).await, Ok(Safe::SameData));
+        assert_eq!(
+            db.check_attestation(GVR, &pk(*task), target - 1, *target, root(1))
+                .await,
+            Ok(Safe::SameData)
+        );
     }
     eprintln!("{} answered records survived SIGKILL", answered.len());
 }
@@ -93,11 +111,15 @@ async fn sigkill_under_load_loses_no_answered_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_records_visible_to_fresh_handle() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(t) = fresh(backend).await else { continue };
+        let Some(t) = fresh(backend).await else {
+            continue;
+        };
         let mut tasks = Vec::new();
         for i in 0..200u64 {
             let db = t.db.clone();
-            tasks.push(tokio::spawn(async move { (i, db.check_block(GVR, &pk(i % 7), i, root(1)).await) }));
+            tasks.push(tokio::spawn(async move {
+                (i, db.check_block(GVR, &pk(i % 7), i, root(1)).await)
+            }));
         }
         let mut ok = Vec::new();
         for task in tasks {
@@ -122,36 +144,60 @@ async fn unreachable_postgres_is_unavailable() {
     let res = SlashingDb::open("postgres://postgres@127.0.0.1:1/none?connect_timeout=2").await;
     assert!(matches!(res, Err(Error::Unavailable(_))), "{res:?}");
     let res = SlashingDb::open("postgres://[bad").await;
-    assert!(matches!(res, Err(Error::Open(_) | Error::Unavailable(_))), "{res:?}");
+    assert!(
+        matches!(res, Err(Error::Open(_) | Error::Unavailable(_))),
+        "{res:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_connection_loss_gives_unavailable_then_recovers() {
-    let Some(t) = fresh(Backend::Postgres).await else { return };
+    let Some(t) = fresh(Backend::Postgres).await else {
+        return;
+    };
     let db = &t.db;
-    assert_eq!(db.check_attestation(GVR, &pk(1), 1, 2, root(1)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_attestation(GVR, &pk(1), 1, 2, root(1)).await,
+        Ok(Safe::Inserted)
+    );
     let name = t.location.rsplit('/').next().expect("db name").to_string();
-    let (admin, conn) =
-        tokio_postgres::connect(&common::pg_admin_url(), tokio_postgres::NoTls).await.expect("admin connect");
+    let (admin, conn) = tokio_postgres::connect(&common::pg_admin_url(), tokio_postgres::NoTls)
+        .await
+        .expect("admin connect");
     tokio::spawn(async move {
         let _ = conn.await;
     });
     // Forbid new connections and kill the pool's connections: the store must answer
     // Unavailable, never a verdict.
-    admin.batch_execute(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")).await.expect("alter");
     admin
-        .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&name])
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+        ))
+        .await
+        .expect("alter");
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
         .await
         .expect("terminate");
     tokio::time::sleep(Duration::from_millis(200)).await;
     for target in 3..6u64 {
-        let res = db.check_attestation(GVR, &pk(1), target - 1, target, root(1)).await;
+        let res = db
+            .check_attestation(GVR, &pk(1), target - 1, target, root(1))
+            .await;
         assert!(matches!(res, Err(Error::Unavailable(_))), "{res:?}");
     }
     assert!(matches!(db.health().await, Err(Error::Unavailable(_))));
     // Let connections in again: the pool recovers without a restart, and nothing from the
     // failed attempts was recorded.
-    admin.batch_execute(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")).await.expect("alter");
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
+        ))
+        .await
+        .expect("alter");
     let mut recovered = false;
     for _ in 0..50 {
         if db.health().await.is_ok() {
@@ -161,6 +207,12 @@ async fn postgres_connection_loss_gives_unavailable_then_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "pool did not recover");
-    assert_eq!(db.check_attestation(GVR, &pk(1), 2, 3, root(2)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_attestation(GVR, &pk(1), 1, 2, root(2)).await, Err(Error::Refused(Refusal::DoubleVote)));
+    assert_eq!(
+        db.check_attestation(GVR, &pk(1), 2, 3, root(2)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &pk(1), 1, 2, root(2)).await,
+        Err(Error::Refused(Refusal::DoubleVote))
+    );
 }

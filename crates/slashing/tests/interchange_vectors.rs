@@ -8,7 +8,10 @@ use common::{Backend, fresh};
 use ferrosigner_slashing::{Error, Pubkey, Root, SlashingDb};
 use serde_json::Value;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/eip3076/tests/generated");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/eip3076/tests/generated"
+);
 
 fn hex_array<const N: usize>(v: &Value) -> [u8; N] {
     let s = v.as_str().expect("hex string");
@@ -21,17 +24,25 @@ fn num(v: &Value) -> u64 {
 }
 
 fn opt_root(v: &Value) -> Root {
-    if v.is_null() { [0; 32] } else { hex_array::<32>(v) }
+    if v.is_null() {
+        [0; 32]
+    } else {
+        hex_array::<32>(v)
+    }
 }
 
 async fn run_vector(name: &str, backend: Backend) {
     let path = format!("{DIR}/{name}.json");
     let text = std::fs::read_to_string(&path).expect("read vector");
     let case: Value = serde_json::from_str(&text).expect("vector json");
-    let Some(t) = fresh(backend).await else { return };
+    let Some(t) = fresh(backend).await else {
+        return;
+    };
     let db: &SlashingDb = &t.db;
     let gvr: Root = hex_array(&case["genesis_validators_root"]);
-    db.init_genesis_validators_root(gvr).await.expect("init gvr");
+    db.init_genesis_validators_root(gvr)
+        .await
+        .expect("init gvr");
 
     for (i, step) in case["steps"].as_array().expect("steps").iter().enumerate() {
         let interchange = serde_json::to_string(&step["interchange"]).expect("json");
@@ -43,20 +54,45 @@ async fn run_vector(name: &str, backend: Backend) {
             result.unwrap_or_else(|e| panic!("{name} step {i}: import failed: {e}"));
         } else {
             let err = result.expect_err(&format!("{name} step {i}: import should fail"));
-            assert!(matches!(err, Error::InvalidInterchange(_)), "{name} step {i}: {err}");
+            assert!(
+                matches!(err, Error::InvalidInterchange(_)),
+                "{name} step {i}: {err}"
+            );
             let after = db.export_interchange(None).await.expect("export after");
-            assert_eq!(before, after, "{name} step {i}: a failed import changed the database");
+            assert_eq!(
+                before, after,
+                "{name} step {i}: a failed import changed the database"
+            );
         }
-        for (j, b) in step["blocks"].as_array().expect("blocks").iter().enumerate() {
+        for (j, b) in step["blocks"]
+            .as_array()
+            .expect("blocks")
+            .iter()
+            .enumerate()
+        {
             let pubkey: Pubkey = hex_array(&b["pubkey"]);
-            let res = db.check_block(gvr, &pubkey, num(&b["slot"]), opt_root(&b["signing_root"])).await;
+            let res = db
+                .check_block(gvr, &pubkey, num(&b["slot"]), opt_root(&b["signing_root"]))
+                .await;
             let expected = b["should_succeed"].as_bool().expect("bool");
-            assert_eq!(res.is_ok(), expected, "{name} step {i} block {j} ({b}): got {res:?}");
+            assert_eq!(
+                res.is_ok(),
+                expected,
+                "{name} step {i} block {j} ({b}): got {res:?}"
+            );
             if let Err(e) = res {
-                assert!(matches!(e, Error::Refused(_)), "{name} step {i} block {j}: {e}");
+                assert!(
+                    matches!(e, Error::Refused(_)),
+                    "{name} step {i} block {j}: {e}"
+                );
             }
         }
-        for (j, a) in step["attestations"].as_array().expect("attestations").iter().enumerate() {
+        for (j, a) in step["attestations"]
+            .as_array()
+            .expect("attestations")
+            .iter()
+            .enumerate()
+        {
             let pubkey: Pubkey = hex_array(&a["pubkey"]);
             let res = db
                 .check_attestation(
@@ -68,9 +104,16 @@ async fn run_vector(name: &str, backend: Backend) {
                 )
                 .await;
             let expected = a["should_succeed"].as_bool().expect("bool");
-            assert_eq!(res.is_ok(), expected, "{name} step {i} attestation {j} ({a}): got {res:?}");
+            assert_eq!(
+                res.is_ok(),
+                expected,
+                "{name} step {i} attestation {j} ({a}): got {res:?}"
+            );
             if let Err(e) = res {
-                assert!(matches!(e, Error::Refused(_)), "{name} step {i} attestation {j}: {e}");
+                assert!(
+                    matches!(e, Error::Refused(_)),
+                    "{name} step {i} attestation {j}: {e}"
+                );
             }
         }
     }
@@ -78,8 +121,13 @@ async fn run_vector(name: &str, backend: Backend) {
     // The export carries the history: importing it into a fresh database and exporting again
     // gives the same validators, and nothing at or below the exported history can be signed.
     let exported = db.export_interchange(None).await.expect("export");
-    let Some(t2) = fresh(backend).await else { return };
-    t2.db.import_interchange(&exported, None).await.expect("re-import export");
+    let Some(t2) = fresh(backend).await else {
+        return;
+    };
+    t2.db
+        .import_interchange(&exported, None)
+        .await
+        .expect("re-import export");
     let again = t2.db.export_interchange(None).await.expect("export again");
     let a: Value = serde_json::from_str(&exported).expect("json");
     let b: Value = serde_json::from_str(&again).expect("json");
@@ -93,15 +141,30 @@ async fn run_vector(name: &str, backend: Backend) {
     for rec in a["data"].as_array().expect("data") {
         let pubkey: Pubkey = hex_array(&rec["pubkey"]);
         for blk in rec["signed_blocks"].as_array().expect("blocks") {
-            let res = t2.db.check_block(gvr, &pubkey, num(&blk["slot"]), [7; 32]).await;
-            assert!(res.is_err(), "{name}: exported block {blk} signable after re-import");
+            let res = t2
+                .db
+                .check_block(gvr, &pubkey, num(&blk["slot"]), [7; 32])
+                .await;
+            assert!(
+                res.is_err(),
+                "{name}: exported block {blk} signable after re-import"
+            );
         }
         for att in rec["signed_attestations"].as_array().expect("atts") {
             let res = t2
                 .db
-                .check_attestation(gvr, &pubkey, num(&att["source_epoch"]), num(&att["target_epoch"]), [7; 32])
+                .check_attestation(
+                    gvr,
+                    &pubkey,
+                    num(&att["source_epoch"]),
+                    num(&att["target_epoch"]),
+                    [7; 32],
+                )
                 .await;
-            assert!(res.is_err(), "{name}: exported attestation {att} signable after re-import");
+            assert!(
+                res.is_err(),
+                "{name}: exported attestation {att} signable after re-import"
+            );
         }
     }
 }
@@ -173,7 +236,13 @@ vectors!(
 fn every_vector_file_has_a_test() {
     let mut files: Vec<String> = std::fs::read_dir(DIR)
         .expect("vector dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().trim_end_matches(".json").to_string())
+        .map(|e| {
+            e.expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".json")
+                .to_string()
+        })
         .collect();
     files.sort();
     let mut names: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();

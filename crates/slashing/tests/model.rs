@@ -8,17 +8,37 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{Backend, GVR, fresh, pk, root};
-use ferrosigner_slashing::rules::{AttestationRecord, BlockRecord, History, merge_roots, raise, stored_root};
+use ferrosigner_slashing::rules::{
+    AttestationRecord, BlockRecord, History, merge_roots, raise, stored_root,
+};
 use ferrosigner_slashing::{Error, Pubkey, Safe, SlashingDb};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Block { key: u8, slot: u64, root: u8 },
-    Att { key: u8, source: u64, target: u64, root: u8 },
-    Import { key: u8, blocks: Vec<(u64, Option<u8>)>, atts: Vec<(u64, u64, Option<u8>)> },
-    Enable { key: u8, enabled: bool },
-    Prune { keep: u64 },
+    Block {
+        key: u8,
+        slot: u64,
+        root: u8,
+    },
+    Att {
+        key: u8,
+        source: u64,
+        target: u64,
+        root: u8,
+    },
+    Import {
+        key: u8,
+        blocks: Vec<(u64, Option<u8>)>,
+        atts: Vec<(u64, u64, Option<u8>)>,
+    },
+    Enable {
+        key: u8,
+        enabled: bool,
+    },
+    Prune {
+        keep: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,7 +60,11 @@ fn hex0x(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))
 }
 
-fn import_doc(pubkey: &Pubkey, blocks: &[(u64, Option<u8>)], atts: &[(u64, u64, Option<u8>)]) -> String {
+fn import_doc(
+    pubkey: &Pubkey,
+    blocks: &[(u64, Option<u8>)],
+    atts: &[(u64, u64, Option<u8>)],
+) -> String {
     let root_field = |r: &Option<u8>| r.map(|r| hex0x(&root(r)));
     serde_json::json!({
         "metadata": {"interchange_format_version": "5", "genesis_validators_root": hex0x(&GVR)},
@@ -66,7 +90,10 @@ fn model_import(h: &mut History, blocks: &[(u64, Option<u8>)], atts: &[(u64, u64
         let r = r.map(root).and_then(stored_root);
         match h.blocks.iter_mut().find(|b| b.slot == *slot) {
             Some(b) => b.signing_root = merge_roots(b.signing_root, r),
-            None => h.blocks.push(BlockRecord { slot: *slot, signing_root: r }),
+            None => h.blocks.push(BlockRecord {
+                slot: *slot,
+                signing_root: r,
+            }),
         }
     }
     // Within one file, attestations with one target merge first (max source, unknown root).
@@ -90,30 +117,67 @@ fn model_import(h: &mut History, blocks: &[(u64, Option<u8>)], atts: &[(u64, u64
                     a.signing_root = None;
                 }
             }
-            None => h.attestations.push(AttestationRecord { source: s, target: t, signing_root: r }),
+            None => h.attestations.push(AttestationRecord {
+                source: s,
+                target: t,
+                signing_root: r,
+            }),
         }
     }
     if !blocks.is_empty() {
-        h.watermarks.block_slot = raise(h.watermarks.block_slot, h.blocks.iter().map(|b| b.slot).max());
+        h.watermarks.block_slot = raise(
+            h.watermarks.block_slot,
+            h.blocks.iter().map(|b| b.slot).max(),
+        );
     }
     if !atts.is_empty() {
-        h.watermarks.att_source = raise(h.watermarks.att_source, h.attestations.iter().map(|a| a.source).max());
-        h.watermarks.att_target = raise(h.watermarks.att_target, h.attestations.iter().map(|a| a.target).max());
+        h.watermarks.att_source = raise(
+            h.watermarks.att_source,
+            h.attestations.iter().map(|a| a.source).max(),
+        );
+        h.watermarks.att_target = raise(
+            h.watermarks.att_target,
+            h.attestations.iter().map(|a| a.target).max(),
+        );
     }
 }
 
 const SLOTS_PER_EPOCH: u64 = 2;
 
 fn model_prune(h: &mut History, keep: u64) {
-    if let Some(cut) = h.blocks.iter().map(|b| b.slot).max().and_then(|m| m.checked_sub(keep * SLOTS_PER_EPOCH)) {
-        let deleted = h.blocks.iter().filter(|b| b.slot <= cut).map(|b| b.slot).max();
+    if let Some(cut) = h
+        .blocks
+        .iter()
+        .map(|b| b.slot)
+        .max()
+        .and_then(|m| m.checked_sub(keep * SLOTS_PER_EPOCH))
+    {
+        let deleted = h
+            .blocks
+            .iter()
+            .filter(|b| b.slot <= cut)
+            .map(|b| b.slot)
+            .max();
         h.watermarks.block_slot = raise(h.watermarks.block_slot, deleted);
         h.blocks.retain(|b| b.slot > cut);
     }
-    if let Some(cut) = h.attestations.iter().map(|a| a.target).max().and_then(|m| m.checked_sub(keep)) {
-        let gone: Vec<_> = h.attestations.iter().filter(|a| a.target <= cut).copied().collect();
-        h.watermarks.att_source = raise(h.watermarks.att_source, gone.iter().map(|a| a.source).max());
-        h.watermarks.att_target = raise(h.watermarks.att_target, gone.iter().map(|a| a.target).max());
+    if let Some(cut) = h
+        .attestations
+        .iter()
+        .map(|a| a.target)
+        .max()
+        .and_then(|m| m.checked_sub(keep))
+    {
+        let gone: Vec<_> = h
+            .attestations
+            .iter()
+            .filter(|a| a.target <= cut)
+            .copied()
+            .collect();
+        h.watermarks.att_source =
+            raise(h.watermarks.att_source, gone.iter().map(|a| a.source).max());
+        h.watermarks.att_target =
+            raise(h.watermarks.att_target, gone.iter().map(|a| a.target).max());
         h.attestations.retain(|a| a.target > cut);
     }
 }
@@ -127,26 +191,50 @@ async fn run_ops(db: &SlashingDb, ops: &[Op]) -> Result<(), String> {
     for (i, op) in ops.iter().enumerate() {
         let (got, want): (Result<Safe, Error>, Result<Safe, Error>) = match op {
             Op::Block { key, slot, root: r } => (
-                db.check_block(GVR, &keys[*key as usize], *slot, root(*r)).await,
-                model.entry(*key).or_default().check_block(*slot, root(*r)).map_err(Error::Refused),
+                db.check_block(GVR, &keys[*key as usize], *slot, root(*r))
+                    .await,
+                model
+                    .entry(*key)
+                    .or_default()
+                    .check_block(*slot, root(*r))
+                    .map_err(Error::Refused),
             ),
-            Op::Att { key, source, target, root: r } => (
-                db.check_attestation(GVR, &keys[*key as usize], *source, *target, root(*r)).await,
-                model.entry(*key).or_default().check_attestation(*source, *target, root(*r)).map_err(Error::Refused),
+            Op::Att {
+                key,
+                source,
+                target,
+                root: r,
+            } => (
+                db.check_attestation(GVR, &keys[*key as usize], *source, *target, root(*r))
+                    .await,
+                model
+                    .entry(*key)
+                    .or_default()
+                    .check_attestation(*source, *target, root(*r))
+                    .map_err(Error::Refused),
             ),
             Op::Import { key, blocks, atts } => {
                 let doc = import_doc(&keys[*key as usize], blocks, atts);
-                let got = db.import_interchange(&doc, None).await.map(|_| Safe::Inserted);
+                let got = db
+                    .import_interchange(&doc, None)
+                    .await
+                    .map(|_| Safe::Inserted);
                 model_import(model.entry(*key).or_default(), blocks, atts);
                 (got, Ok(Safe::Inserted))
             }
             Op::Enable { key, enabled } => {
-                let got = db.set_enabled(&keys[*key as usize], *enabled).await.map(|_| Safe::Inserted);
+                let got = db
+                    .set_enabled(&keys[*key as usize], *enabled)
+                    .await
+                    .map(|_| Safe::Inserted);
                 model.entry(*key).or_default().enabled = *enabled;
                 (got, Ok(Safe::Inserted))
             }
             Op::Prune { keep } => {
-                let got = db.prune(*keep, SLOTS_PER_EPOCH).await.map(|_| Safe::Inserted);
+                let got = db
+                    .prune(*keep, SLOTS_PER_EPOCH)
+                    .await
+                    .map(|_| Safe::Inserted);
                 for h in model.values_mut() {
                     model_prune(h, *keep);
                 }
@@ -154,7 +242,9 @@ async fn run_ops(db: &SlashingDb, ops: &[Op]) -> Result<(), String> {
             }
         };
         if got != want {
-            return Err(format!("op {i} {op:?}: store said {got:?}, model said {want:?}\nops: {ops:?}"));
+            return Err(format!(
+                "op {i} {op:?}: store said {got:?}, model said {want:?}\nops: {ops:?}"
+            ));
         }
     }
     Ok(())
@@ -162,8 +252,14 @@ async fn run_ops(db: &SlashingDb, ops: &[Op]) -> Result<(), String> {
 
 fn check_backend(backend: Backend, cases: u32) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let Some(t) = rt.block_on(fresh(backend)) else { return };
-    let config = ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() };
+    let Some(t) = rt.block_on(fresh(backend)) else {
+        return;
+    };
+    let config = ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     proptest!(config, |(ops in proptest::collection::vec(op(), 1..40))| {
         let result = rt.block_on(run_ops(&t.db, &ops));
         prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());

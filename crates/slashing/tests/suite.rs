@@ -13,17 +13,41 @@ fn refused(r: Refusal) -> Result<Safe, Error> {
 async fn blocks(t: TestDb) {
     let db = &t.db;
     let k = pk(1);
-    assert_eq!(db.check_block(GVR, &k, 10, root(1)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_block(GVR, &k, 10, root(1)).await, Ok(Safe::SameData));
-    assert_eq!(db.check_block(GVR, &k, 10, root(2)).await, refused(Refusal::DoubleBlockProposal));
-    assert_eq!(db.check_block(GVR, &k, 11, root(2)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_block(GVR, &k, 10, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_block(GVR, &k, 10, root(1)).await,
+        Ok(Safe::SameData)
+    );
+    assert_eq!(
+        db.check_block(GVR, &k, 10, root(2)).await,
+        refused(Refusal::DoubleBlockProposal)
+    );
+    assert_eq!(
+        db.check_block(GVR, &k, 11, root(2)).await,
+        Ok(Safe::Inserted)
+    );
     // Without a watermark a lower, unseen slot is not slashable.
-    assert_eq!(db.check_block(GVR, &k, 5, root(3)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_block(GVR, &k, 5, root(3)).await,
+        Ok(Safe::Inserted)
+    );
     // Another validator is independent.
-    assert_eq!(db.check_block(GVR, &pk(2), 10, root(9)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_block(GVR, &pk(2), 10, root(9)).await,
+        Ok(Safe::Inserted)
+    );
     // A null root never equals anything, itself included.
-    assert_eq!(db.check_block(GVR, &k, 20, root(0)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_block(GVR, &k, 20, root(0)).await, refused(Refusal::DoubleBlockProposal));
+    assert_eq!(
+        db.check_block(GVR, &k, 20, root(0)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_block(GVR, &k, 20, root(0)).await,
+        refused(Refusal::DoubleBlockProposal)
+    );
     assert!(db.has_history(&k).await.expect("has_history"));
     assert!(!db.has_history(&pk(99)).await.expect("has_history"));
 }
@@ -31,48 +55,108 @@ async fn blocks(t: TestDb) {
 async fn attestations(t: TestDb) {
     let db = &t.db;
     let k = pk(1);
-    assert_eq!(db.check_attestation(GVR, &k, 5, 4, root(1)).await, refused(Refusal::SourceExceedsTarget));
-    assert_eq!(db.check_attestation(GVR, &k, 10, 20, root(1)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_attestation(GVR, &k, 10, 20, root(1)).await, Ok(Safe::SameData));
-    assert_eq!(db.check_attestation(GVR, &k, 11, 20, root(2)).await, refused(Refusal::DoubleVote));
-    assert_eq!(db.check_attestation(GVR, &k, 11, 19, root(2)).await, refused(Refusal::SurroundedVote));
-    assert_eq!(db.check_attestation(GVR, &k, 9, 21, root(2)).await, refused(Refusal::SurroundingVote));
-    assert_eq!(db.check_attestation(GVR, &k, 10, 21, root(2)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_attestation(GVR, &k, 2, 3, root(2)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_attestation(GVR, &k, 0, 0, root(0)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_attestation(GVR, &k, 0, 0, root(0)).await, refused(Refusal::DoubleVote));
+    assert_eq!(
+        db.check_attestation(GVR, &k, 5, 4, root(1)).await,
+        refused(Refusal::SourceExceedsTarget)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 10, 20, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 10, 20, root(1)).await,
+        Ok(Safe::SameData)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 11, 20, root(2)).await,
+        refused(Refusal::DoubleVote)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 11, 19, root(2)).await,
+        refused(Refusal::SurroundedVote)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 9, 21, root(2)).await,
+        refused(Refusal::SurroundingVote)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 10, 21, root(2)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 2, 3, root(2)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 0, 0, root(0)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 0, 0, root(0)).await,
+        refused(Refusal::DoubleVote)
+    );
 }
 
 async fn genesis_validators_root(t: TestDb) {
     let db = &t.db;
     assert_eq!(db.genesis_validators_root().await, Ok(None));
-    assert_eq!(db.check_block(GVR, &pk(1), 1, root(1)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_block(GVR, &pk(1), 1, root(1)).await,
+        Ok(Safe::Inserted)
+    );
     assert_eq!(db.genesis_validators_root().await, Ok(Some(GVR)));
     let other = [0x43; 32];
-    assert_eq!(db.check_block(other, &pk(1), 2, root(1)).await, refused(Refusal::WrongGenesisValidatorsRoot));
+    assert_eq!(
+        db.check_block(other, &pk(1), 2, root(1)).await,
+        refused(Refusal::WrongGenesisValidatorsRoot)
+    );
     assert_eq!(
         db.check_attestation(other, &pk(1), 1, 2, root(1)).await,
         refused(Refusal::WrongGenesisValidatorsRoot)
     );
-    assert_eq!(db.init_genesis_validators_root(other).await, Err(Error::Refused(Refusal::WrongGenesisValidatorsRoot)));
+    assert_eq!(
+        db.init_genesis_validators_root(other).await,
+        Err(Error::Refused(Refusal::WrongGenesisValidatorsRoot))
+    );
     assert_eq!(db.init_genesis_validators_root(GVR).await, Ok(()));
     let doc = interchange(other, &[(1, &[50], &[])]);
-    assert!(matches!(db.import_interchange(&doc, None).await, Err(Error::InvalidInterchange(_))));
-    assert_eq!(db.check_block(GVR, &pk(1), 50, root(1)).await, Ok(Safe::Inserted));
+    assert!(matches!(
+        db.import_interchange(&doc, None).await,
+        Err(Error::InvalidInterchange(_))
+    ));
+    assert_eq!(
+        db.check_block(GVR, &pk(1), 50, root(1)).await,
+        Ok(Safe::Inserted)
+    );
 }
 
 async fn disabled_validator(t: TestDb) {
     let db = &t.db;
     let k = pk(7);
     db.set_enabled(&k, false).await.expect("disable");
-    assert_eq!(db.check_block(GVR, &k, 1, root(1)).await, refused(Refusal::ValidatorDisabled));
-    assert_eq!(db.check_attestation(GVR, &k, 1, 2, root(1)).await, refused(Refusal::ValidatorDisabled));
+    assert_eq!(
+        db.check_block(GVR, &k, 1, root(1)).await,
+        refused(Refusal::ValidatorDisabled)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 1, 2, root(1)).await,
+        refused(Refusal::ValidatorDisabled)
+    );
     db.set_enabled(&k, true).await.expect("enable");
-    assert_eq!(db.check_block(GVR, &k, 1, root(1)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_block(GVR, &k, 1, root(1)).await,
+        Ok(Safe::Inserted)
+    );
     db.set_enabled(&k, false).await.expect("disable");
-    assert_eq!(db.check_block(GVR, &k, 1, root(1)).await, refused(Refusal::ValidatorDisabled));
+    assert_eq!(
+        db.check_block(GVR, &k, 1, root(1)).await,
+        refused(Refusal::ValidatorDisabled)
+    );
     // Other validators are unaffected.
-    assert_eq!(db.check_block(GVR, &pk(8), 1, root(1)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_block(GVR, &pk(8), 1, root(1)).await,
+        Ok(Safe::Inserted)
+    );
 }
 
 fn hex0x(b: &[u8]) -> String {
@@ -80,7 +164,10 @@ fn hex0x(b: &[u8]) -> String {
 }
 
 /// Builds an interchange document: per validator number, block slots and (source, target) pairs.
-fn interchange(gvr: [u8; 32], recs: &[(u64, &[u64], &[(u64, u64)])]) -> String {
+/// A validator number with its block slots and (source, target) pairs.
+type Rec<'a> = (u64, &'a [u64], &'a [(u64, u64)]);
+
+fn interchange(gvr: [u8; 32], recs: &[Rec<'_>]) -> String {
     let data: Vec<Value> = recs
         .iter()
         .map(|(n, blocks, atts)| {
@@ -106,23 +193,66 @@ async fn import_raises_watermarks(t: TestDb) {
     let k = pk(1);
     // History signed here first, then an import with lower values: the watermark is the highest
     // of both, so nothing at or below what was already signed can be signed again.
-    assert_eq!(db.check_block(GVR, &k, 100, root(1)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_attestation(GVR, &k, 10, 11, root(1)).await, Ok(Safe::Inserted));
-    let summary = db.import_interchange(&interchange(GVR, &[(1, &[40], &[(3, 4)])]), None).await.expect("import");
-    assert_eq!((summary.validators, summary.blocks, summary.attestations), (1, 1, 1));
-    assert_eq!(db.check_block(GVR, &k, 100, root(1)).await, refused(Refusal::BlockSlotBelowWatermark));
-    assert_eq!(db.check_block(GVR, &k, 99, root(2)).await, refused(Refusal::BlockSlotBelowWatermark));
-    assert_eq!(db.check_block(GVR, &k, 101, root(2)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_attestation(GVR, &k, 10, 11, root(1)).await, refused(Refusal::TargetBelowWatermark));
-    assert_eq!(db.check_attestation(GVR, &k, 9, 12, root(1)).await, refused(Refusal::SourceBelowWatermark));
-    assert_eq!(db.check_attestation(GVR, &k, 10, 12, root(1)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_block(GVR, &k, 100, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 10, 11, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    let summary = db
+        .import_interchange(&interchange(GVR, &[(1, &[40], &[(3, 4)])]), None)
+        .await
+        .expect("import");
+    assert_eq!(
+        (summary.validators, summary.blocks, summary.attestations),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        db.check_block(GVR, &k, 100, root(1)).await,
+        refused(Refusal::BlockSlotBelowWatermark)
+    );
+    assert_eq!(
+        db.check_block(GVR, &k, 99, root(2)).await,
+        refused(Refusal::BlockSlotBelowWatermark)
+    );
+    assert_eq!(
+        db.check_block(GVR, &k, 101, root(2)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 10, 11, root(1)).await,
+        refused(Refusal::TargetBelowWatermark)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 9, 12, root(1)).await,
+        refused(Refusal::SourceBelowWatermark)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 10, 12, root(1)).await,
+        Ok(Safe::Inserted)
+    );
     // A later import of old data never lowers a watermark.
-    db.import_interchange(&interchange(GVR, &[(1, &[1], &[(0, 1)])]), None).await.expect("import");
-    assert_eq!(db.check_block(GVR, &k, 101, root(2)).await, refused(Refusal::BlockSlotBelowWatermark));
-    assert_eq!(db.check_attestation(GVR, &k, 10, 12, root(1)).await, refused(Refusal::TargetBelowWatermark));
-    assert_eq!(db.check_attestation(GVR, &k, 12, 13, root(1)).await, Ok(Safe::Inserted));
+    db.import_interchange(&interchange(GVR, &[(1, &[1], &[(0, 1)])]), None)
+        .await
+        .expect("import");
+    assert_eq!(
+        db.check_block(GVR, &k, 101, root(2)).await,
+        refused(Refusal::BlockSlotBelowWatermark)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 10, 12, root(1)).await,
+        refused(Refusal::TargetBelowWatermark)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 12, 13, root(1)).await,
+        Ok(Safe::Inserted)
+    );
     // The imported records are kept: export shows the complete history.
-    let exported: Value = serde_json::from_str(&db.export_interchange(Some(&[k])).await.expect("export")).expect("json");
+    let exported: Value =
+        serde_json::from_str(&db.export_interchange(Some(&[k])).await.expect("export"))
+            .expect("json");
     let slots: Vec<&str> = exported["data"][0]["signed_blocks"]
         .as_array()
         .expect("blocks")
@@ -135,12 +265,21 @@ async fn import_raises_watermarks(t: TestDb) {
 async fn import_only_selected_keys(t: TestDb) {
     let db = &t.db;
     let doc = interchange(GVR, &[(1, &[10], &[(1, 2)]), (2, &[20], &[(3, 4)])]);
-    let summary = db.import_interchange(&doc, Some(&[pk(2)])).await.expect("import");
+    let summary = db
+        .import_interchange(&doc, Some(&[pk(2)]))
+        .await
+        .expect("import");
     assert_eq!((summary.validators, summary.skipped_validators), (1, 1));
     assert!(!db.has_history(&pk(1)).await.expect("has_history"));
     assert!(db.has_history(&pk(2)).await.expect("has_history"));
-    assert_eq!(db.check_block(GVR, &pk(1), 10, root(1)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_block(GVR, &pk(2), 20, root(1)).await, refused(Refusal::BlockSlotBelowWatermark));
+    assert_eq!(
+        db.check_block(GVR, &pk(1), 10, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_block(GVR, &pk(2), 20, root(1)).await,
+        refused(Refusal::BlockSlotBelowWatermark)
+    );
 }
 
 async fn bad_interchange_stores_nothing(t: TestDb) {
@@ -158,32 +297,68 @@ async fn bad_interchange_stores_nothing(t: TestDb) {
         "{\"metadata\": 5}".to_string(),
     ] {
         let res = db.import_interchange(&bad, None).await;
-        assert!(matches!(res, Err(Error::InvalidInterchange(_))), "{bad}: {res:?}");
-        assert!(!db.has_history(&pk(1)).await.expect("has_history"), "{bad}: something was stored");
+        assert!(
+            matches!(res, Err(Error::InvalidInterchange(_))),
+            "{bad}: {res:?}"
+        );
+        assert!(
+            !db.has_history(&pk(1)).await.expect("has_history"),
+            "{bad}: something was stored"
+        );
     }
     assert_eq!(db.genesis_validators_root().await, Ok(None));
-    db.import_interchange(&good, None).await.expect("good import");
+    db.import_interchange(&good, None)
+        .await
+        .expect("good import");
     assert!(db.has_history(&pk(1)).await.expect("has_history"));
 }
 
 async fn export_round_trip_keeps_protection(t: TestDb) {
     let db = &t.db;
     let k = pk(3);
-    assert_eq!(db.check_block(GVR, &k, 64, root(1)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_attestation(GVR, &k, 4, 5, root(1)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_attestation(GVR, &k, 5, 6, root(2)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_block(GVR, &k, 64, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 4, 5, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 5, 6, root(2)).await,
+        Ok(Safe::Inserted)
+    );
     let doc = db.export_interchange(None).await.expect("export");
     let v: Value = serde_json::from_str(&doc).expect("json");
     assert_eq!(v["metadata"]["genesis_validators_root"], hex0x(&GVR));
-    assert_eq!(v["data"][0]["signed_attestations"][1]["signing_root"], hex0x(&root(2)));
+    assert_eq!(
+        v["data"][0]["signed_attestations"][1]["signing_root"],
+        hex0x(&root(2))
+    );
     let dir = tempfile::tempdir().expect("tempdir");
-    let other = SlashingDb::open(dir.path().join("x.sqlite").to_str().expect("path")).await.expect("open");
+    let other = SlashingDb::open(dir.path().join("x.sqlite").to_str().expect("path"))
+        .await
+        .expect("open");
     other.import_interchange(&doc, None).await.expect("import");
-    assert_eq!(other.check_block(GVR, &k, 64, root(1)).await, refused(Refusal::BlockSlotBelowWatermark));
-    assert_eq!(other.check_attestation(GVR, &k, 5, 6, root(2)).await, refused(Refusal::TargetBelowWatermark));
-    assert_eq!(other.check_attestation(GVR, &k, 6, 7, root(2)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        other.check_block(GVR, &k, 64, root(1)).await,
+        refused(Refusal::BlockSlotBelowWatermark)
+    );
+    assert_eq!(
+        other.check_attestation(GVR, &k, 5, 6, root(2)).await,
+        refused(Refusal::TargetBelowWatermark)
+    );
+    assert_eq!(
+        other.check_attestation(GVR, &k, 6, 7, root(2)).await,
+        Ok(Safe::Inserted)
+    );
     // Export of unknown keys gives no record; of a subset gives just those.
-    let v: Value = serde_json::from_str(&db.export_interchange(Some(&[pk(1000)])).await.expect("export")).expect("json");
+    let v: Value = serde_json::from_str(
+        &db.export_interchange(Some(&[pk(1000)]))
+            .await
+            .expect("export"),
+    )
+    .expect("json");
     assert_eq!(v["data"].as_array().map(Vec::len), Some(0));
 }
 
@@ -191,46 +366,102 @@ async fn prune_keeps_protection(t: TestDb) {
     let db = &t.db;
     let k = pk(4);
     for e in 1..=20u64 {
-        assert_eq!(db.check_attestation(GVR, &k, e - 1, e, root(1)).await, Ok(Safe::Inserted));
-        assert_eq!(db.check_block(GVR, &k, e * 32, root(1)).await, Ok(Safe::Inserted));
+        assert_eq!(
+            db.check_attestation(GVR, &k, e - 1, e, root(1)).await,
+            Ok(Safe::Inserted)
+        );
+        assert_eq!(
+            db.check_block(GVR, &k, e * 32, root(1)).await,
+            Ok(Safe::Inserted)
+        );
     }
     db.prune(5, 32).await.expect("prune");
-    let v: Value = serde_json::from_str(&db.export_interchange(Some(&[k])).await.expect("export")).expect("json");
-    let atts = v["data"][0]["signed_attestations"].as_array().expect("atts");
+    let v: Value = serde_json::from_str(&db.export_interchange(Some(&[k])).await.expect("export"))
+        .expect("json");
+    let atts = v["data"][0]["signed_attestations"]
+        .as_array()
+        .expect("atts");
     let blocks = v["data"][0]["signed_blocks"].as_array().expect("blocks");
     // Targets 16..=20 kept, plus nothing synthetic because kept rows are above the watermark.
     assert_eq!(atts.len(), 5, "{atts:?}");
     assert_eq!(atts[0]["target_epoch"], "16");
     assert_eq!(blocks.len(), 5, "{blocks:?}");
     // Pruned range is protected by the watermark.
-    assert_eq!(db.check_attestation(GVR, &k, 3, 4, root(2)).await, refused(Refusal::TargetBelowWatermark));
-    assert_eq!(db.check_attestation(GVR, &k, 0, 21, root(2)).await, refused(Refusal::SourceBelowWatermark));
-    assert_eq!(db.check_block(GVR, &k, 64, root(2)).await, refused(Refusal::BlockSlotBelowWatermark));
+    assert_eq!(
+        db.check_attestation(GVR, &k, 3, 4, root(2)).await,
+        refused(Refusal::TargetBelowWatermark)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 0, 21, root(2)).await,
+        refused(Refusal::SourceBelowWatermark)
+    );
+    assert_eq!(
+        db.check_block(GVR, &k, 64, root(2)).await,
+        refused(Refusal::BlockSlotBelowWatermark)
+    );
     // Kept rows still give double/surround protection and same-data re-signing.
-    assert_eq!(db.check_attestation(GVR, &k, 16, 17, root(1)).await, Ok(Safe::SameData));
-    assert_eq!(db.check_attestation(GVR, &k, 15, 17, root(2)).await, refused(Refusal::DoubleVote));
-    assert_eq!(db.check_block(GVR, &k, 20 * 32, root(1)).await, Ok(Safe::SameData));
-    assert_eq!(db.check_attestation(GVR, &k, 20, 21, root(1)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_attestation(GVR, &k, 16, 17, root(1)).await,
+        Ok(Safe::SameData)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 15, 17, root(2)).await,
+        refused(Refusal::DoubleVote)
+    );
+    assert_eq!(
+        db.check_block(GVR, &k, 20 * 32, root(1)).await,
+        Ok(Safe::SameData)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 20, 21, root(1)).await,
+        Ok(Safe::Inserted)
+    );
     // Pruning everything still protects, and the export carries the watermark.
     db.prune(0, 32).await.expect("prune all");
     let doc = db.export_interchange(Some(&[k])).await.expect("export");
     let dir = tempfile::tempdir().expect("tempdir");
-    let other = SlashingDb::open(dir.path().join("x.sqlite").to_str().expect("path")).await.expect("open");
+    let other = SlashingDb::open(dir.path().join("x.sqlite").to_str().expect("path"))
+        .await
+        .expect("open");
     other.import_interchange(&doc, None).await.expect("import");
     for d in [&t.db, &other] {
-        assert_eq!(d.check_attestation(GVR, &k, 20, 21, root(1)).await, refused(Refusal::TargetBelowWatermark));
-        assert_eq!(d.check_block(GVR, &k, 640, root(1)).await, refused(Refusal::BlockSlotBelowWatermark));
-        assert_eq!(d.check_attestation(GVR, &k, 20, 22, root(1)).await.map(|_| ()), Ok(()));
+        assert_eq!(
+            d.check_attestation(GVR, &k, 20, 21, root(1)).await,
+            refused(Refusal::TargetBelowWatermark)
+        );
+        assert_eq!(
+            d.check_block(GVR, &k, 640, root(1)).await,
+            refused(Refusal::BlockSlotBelowWatermark)
+        );
+        assert_eq!(
+            d.check_attestation(GVR, &k, 20, 22, root(1))
+                .await
+                .map(|_| ()),
+            Ok(())
+        );
     }
 }
 
 async fn out_of_range_values(t: TestDb) {
     let db = &t.db;
     let big = 1u64 << 63;
-    assert!(matches!(db.check_block(GVR, &pk(1), big, root(1)).await, Err(Error::ValueOutOfRange { .. })));
-    assert!(matches!(db.check_attestation(GVR, &pk(1), 1, u64::MAX, root(1)).await, Err(Error::ValueOutOfRange { .. })));
-    assert_eq!(db.check_block(GVR, &pk(1), big - 1, root(1)).await, Ok(Safe::Inserted));
-    assert_eq!(db.check_block(GVR, &pk(1), big - 1, root(1)).await, Ok(Safe::SameData));
+    assert!(matches!(
+        db.check_block(GVR, &pk(1), big, root(1)).await,
+        Err(Error::ValueOutOfRange { .. })
+    ));
+    assert!(matches!(
+        db.check_attestation(GVR, &pk(1), 1, u64::MAX, root(1))
+            .await,
+        Err(Error::ValueOutOfRange { .. })
+    ));
+    assert_eq!(
+        db.check_block(GVR, &pk(1), big - 1, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_block(GVR, &pk(1), big - 1, root(1)).await,
+        Ok(Safe::SameData)
+    );
     let doc = db.export_interchange(None).await.expect("export");
     assert!(doc.contains(&(big - 1).to_string()));
 }
@@ -239,12 +470,21 @@ async fn health_and_reopen(t: TestDb) {
     let db = &t.db;
     db.health().await.expect("health");
     assert_eq!(db.high_watermark().await, Ok(None));
-    assert_eq!(db.check_attestation(GVR, &pk(5), 1, 2, root(1)).await, Ok(Safe::Inserted));
+    assert_eq!(
+        db.check_attestation(GVR, &pk(5), 1, 2, root(1)).await,
+        Ok(Safe::Inserted)
+    );
     // A second handle on the same store (a restarted or second process) sees the record and
     // the schema is not re-created.
     let again = SlashingDb::open(&t.location).await.expect("reopen");
-    assert_eq!(again.check_attestation(GVR, &pk(5), 1, 2, root(2)).await, refused(Refusal::DoubleVote));
-    assert_eq!(again.check_attestation(GVR, &pk(5), 1, 2, root(1)).await, Ok(Safe::SameData));
+    assert_eq!(
+        again.check_attestation(GVR, &pk(5), 1, 2, root(2)).await,
+        refused(Refusal::DoubleVote)
+    );
+    assert_eq!(
+        again.check_attestation(GVR, &pk(5), 1, 2, root(1)).await,
+        Ok(Safe::SameData)
+    );
 }
 
 async fn refusal_messages_are_sentences(t: TestDb) {

@@ -27,13 +27,22 @@ enum Guard {
 
 /// The admin connection URL for PostgreSQL tests.
 pub fn pg_admin_url() -> String {
-    std::env::var("FERROSIGNER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    std::env::var("FERROSIGNER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
 fn unique_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{}_{}_{}", std::process::id(), nanos % 1_000_000_000_000, COUNTER.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Replaces the database name in a PostgreSQL URL.
@@ -69,7 +78,10 @@ async fn admin_client() -> Option<tokio_postgres::Client> {
         }
         Err(e) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("PostgreSQL at {} is unreachable and CI=true: {e}", pg_admin_url());
+                panic!(
+                    "PostgreSQL at {} is unreachable and CI=true: {e}",
+                    pg_admin_url()
+                );
             }
             eprintln!(
                 "\n***************************************************************\n\
@@ -88,7 +100,10 @@ impl PgDatabase {
     pub async fn create() -> Option<Self> {
         let client = admin_client().await?;
         let name = format!("fs_test_{}", unique_suffix());
-        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
         let url = url_with_db(&pg_admin_url(), &name);
         Some(Self { name, url })
     }
@@ -100,13 +115,22 @@ impl Drop for PgDatabase {
         let admin = pg_admin_url();
         // Drop on a separate thread with its own runtime: Drop may run inside a runtime.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async move {
-                if let Ok((client, conn)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&admin, tokio_postgres::NoTls).await
+                {
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
-                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
                 }
             });
         })
@@ -122,13 +146,21 @@ pub async fn fresh(backend: Backend) -> Option<TestDb> {
             let path = dir.path().join("slashing.sqlite");
             let location = path.to_str().expect("utf-8 path").to_string();
             let db = SlashingDb::open(&location).await.expect("open sqlite");
-            Some(TestDb { db, location, _guard: Guard::Sqlite(dir) })
+            Some(TestDb {
+                db,
+                location,
+                _guard: Guard::Sqlite(dir),
+            })
         }
         Backend::Postgres => {
             let pg = PgDatabase::create().await?;
             let location = pg.url.clone();
             let db = SlashingDb::open(&location).await.expect("open postgres");
-            Some(TestDb { db, location, _guard: Guard::Postgres(pg) })
+            Some(TestDb {
+                db,
+                location,
+                _guard: Guard::Postgres(pg),
+            })
         }
     }
 }
