@@ -452,10 +452,10 @@ fn parse_flat_yaml(text: &str) -> Result<Vec<(&str, &str)>, Error> {
 fn strip_yaml_value(rest: &str) -> &str {
     let v = rest.trim();
     for q in ['\'', '"'] {
-        if let Some(inner) = v.strip_prefix(q) {
-            if let Some(end) = inner.find(q) {
-                return &inner[..end];
-            }
+        if let Some(inner) = v.strip_prefix(q)
+            && let Some(end) = inner.find(q)
+        {
+            return &inner[..end];
         }
     }
     let v = match v.find(" #") {

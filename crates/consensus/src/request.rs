@@ -263,13 +263,13 @@ pub fn prepare(body: &[u8], network: &Network) -> Result<Prepared, Error> {
         Preset::Mainnet | Preset::Gnosis => compute::<MainnetSpec>(kind, &env, network)?,
         Preset::Minimal => compute::<MinimalSpec>(kind, &env, network)?,
     };
-    if let Some(supplied) = supplied {
-        if supplied != computed.signing_root {
-            return Err(Error::SigningRootMismatch {
-                supplied,
-                computed: computed.signing_root,
-            });
-        }
+    if let Some(supplied) = supplied
+        && supplied != computed.signing_root
+    {
+        return Err(Error::SigningRootMismatch {
+            supplied,
+            computed: computed.signing_root,
+        });
     }
     Ok(Prepared {
         kind,
