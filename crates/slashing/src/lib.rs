@@ -389,3 +389,84 @@ pub(crate) fn with_watermark_records(
     }
     rec
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rules::{AttestationRecord, BlockRecord, Watermarks};
+
+    #[test]
+    fn handle_is_clone_send_sync() {
+        fn check<T: Clone + Send + Sync + 'static>() {}
+        check::<SlashingDb>();
+    }
+
+    #[test]
+    fn refusal_codes_are_distinct() {
+        let mut codes: Vec<i16> = Refusal::ALL.iter().map(|r| r.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), Refusal::ALL.len());
+        assert!(codes.iter().all(|c| *c >= 10));
+    }
+
+    #[test]
+    fn export_carries_watermarks_of_pruned_history() {
+        let rec = interchange::InterchangeRecord {
+            pubkey: [1; 48],
+            signed_blocks: vec![BlockRecord {
+                slot: 5,
+                signing_root: Some([1; 32]),
+            }],
+            signed_attestations: vec![AttestationRecord {
+                source: 2,
+                target: 9,
+                signing_root: Some([1; 32]),
+            }],
+        };
+        // Rows above the watermarks: nothing added.
+        let wm = Watermarks {
+            block_slot: Some(3),
+            att_source: Some(1),
+            att_target: Some(8),
+        };
+        assert_eq!(with_watermark_records(rec.clone(), wm), rec);
+        // Watermarks above the rows: synthetic records carry them.
+        let wm = Watermarks {
+            block_slot: Some(7),
+            att_source: Some(4),
+            att_target: Some(12),
+        };
+        let out = with_watermark_records(rec.clone(), wm);
+        assert_eq!(
+            out.signed_blocks.last(),
+            Some(&BlockRecord {
+                slot: 7,
+                signing_root: None
+            })
+        );
+        assert_eq!(
+            out.signed_attestations.last(),
+            Some(&AttestationRecord {
+                source: 4,
+                target: 12,
+                signing_root: None
+            })
+        );
+        // Only the source watermark is above the rows: the top row is made unknown and raised.
+        let wm = Watermarks {
+            block_slot: None,
+            att_source: Some(4),
+            att_target: Some(9),
+        };
+        let out = with_watermark_records(rec, wm);
+        assert_eq!(
+            out.signed_attestations,
+            vec![AttestationRecord {
+                source: 4,
+                target: 9,
+                signing_root: None
+            }]
+        );
+    }
+}

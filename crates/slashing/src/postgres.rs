@@ -233,6 +233,7 @@ impl PgStore {
         .await
     }
 
+    /// Checks and records a block proposal (see `SlashingDb::check_block`).
     pub async fn check_block(
         &self,
         gvr: Root,
@@ -253,6 +254,7 @@ impl PgStore {
         .await
     }
 
+    /// Checks and records an attestation (see `SlashingDb::check_attestation`).
     pub async fn check_attestation(
         &self,
         gvr: Root,
@@ -275,6 +277,7 @@ impl PgStore {
         .await
     }
 
+    /// Records the genesis validators root if none is recorded; refuses another one.
     pub async fn init_gvr(&self, gvr: Root) -> Result<(), Error> {
         with_timeout(async {
             let client = self.pool.get().await.map_err(pool_err)?;
@@ -293,6 +296,7 @@ impl PgStore {
         .await
     }
 
+    /// The recorded genesis validators root, if any.
     pub async fn gvr(&self) -> Result<Option<Root>, Error> {
         with_timeout(async {
             let client = self.pool.get().await.map_err(pool_err)?;
@@ -316,6 +320,7 @@ impl PgStore {
         .await
     }
 
+    /// Applies a merged import plan atomically (see `SlashingDb::import_interchange`).
     pub async fn import(
         &self,
         gvr: Root,
@@ -401,6 +406,7 @@ impl PgStore {
         tx.commit().await.map_err(pg_err)
     }
 
+    /// Reads the complete history of the selected validators.
     pub async fn export(&self, pubkeys: Option<&[Pubkey]>) -> Result<Interchange, Error> {
         let gvr = self.gvr().await?.ok_or(Error::NoGenesisValidatorsRoot)?;
         let mut client = self.pool.get().await.map_err(pool_err)?;
@@ -475,6 +481,7 @@ impl PgStore {
         })
     }
 
+    /// Enables or disables a validator, registering it if unknown.
     pub async fn set_enabled(&self, pubkey: &Pubkey, enabled: bool) -> Result<(), Error> {
         with_timeout(async {
             let mut client = self.pool.get().await.map_err(pool_err)?;
@@ -491,6 +498,7 @@ impl PgStore {
         .await
     }
 
+    /// Whether records or watermarks exist for the validator.
     pub async fn has_history(&self, pubkey: &Pubkey) -> Result<bool, Error> {
         with_timeout(async {
             let client = self.pool.get().await.map_err(pool_err)?;
@@ -597,6 +605,7 @@ impl PgStore {
         Ok(())
     }
 
+    /// A cheap query proving the store answers.
     pub async fn health(&self) -> Result<(), Error> {
         with_timeout(async {
             let client = self.pool.get().await.map_err(pool_err)?;

@@ -676,6 +676,7 @@ impl SqliteStore {
         rx.await.map_err(|_| stopped())?
     }
 
+    /// Checks and records a block proposal (see `SlashingDb::check_block`).
     pub async fn check_block(
         &self,
         gvr: Root,
@@ -688,6 +689,7 @@ impl SqliteStore {
             .map_err(Error::Refused)
     }
 
+    /// Checks and records an attestation (see `SlashingDb::check_attestation`).
     pub async fn check_attestation(
         &self,
         gvr: Root,
@@ -701,14 +703,17 @@ impl SqliteStore {
             .map_err(Error::Refused)
     }
 
+    /// Records the genesis validators root if none is recorded; refuses another one.
     pub async fn init_gvr(&self, gvr: Root) -> Result<(), Error> {
         self.call(move |c| ensure_gvr(c, gvr)).await
     }
 
+    /// The recorded genesis validators root, if any.
     pub async fn gvr(&self) -> Result<Option<Root>, Error> {
         self.call(get_gvr).await
     }
 
+    /// Applies a merged import plan atomically (see `SlashingDb::import_interchange`).
     pub async fn import(
         &self,
         gvr: Root,
@@ -717,10 +722,12 @@ impl SqliteStore {
         self.call(move |c| import_tx(c, gvr, &plan)).await
     }
 
+    /// Reads the complete history of the selected validators.
     pub async fn export(&self, pubkeys: Option<Vec<Pubkey>>) -> Result<Interchange, Error> {
         self.call(move |c| export_tx(c, pubkeys)).await
     }
 
+    /// Enables or disables a validator, registering it if unknown.
     pub async fn set_enabled(&self, pubkey: Pubkey, enabled: bool) -> Result<(), Error> {
         self.call(move |c| {
             let v = validator(c, &pubkey)?;
@@ -734,15 +741,18 @@ impl SqliteStore {
         .await
     }
 
+    /// Whether records or watermarks exist for the validator.
     pub async fn has_history(&self, pubkey: Pubkey) -> Result<bool, Error> {
         self.call(move |c| has_history_tx(c, &pubkey)).await
     }
 
+    /// Deletes old records per validator and raises the watermarks over them.
     pub async fn prune(&self, keep_epochs: u64, keep_slots: u64) -> Result<(), Error> {
         self.call(move |c| prune_tx(c, keep_epochs, keep_slots))
             .await
     }
 
+    /// A cheap query proving the store answers.
     pub async fn health(&self) -> Result<(), Error> {
         self.call(|c| {
             c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))

@@ -216,3 +216,34 @@ async fn postgres_connection_loss_gives_unavailable_then_recovers() {
         Err(Error::Refused(Refusal::DoubleVote))
     );
 }
+
+#[tokio::test]
+async fn sqlite_open_errors_and_file_mode() {
+    let res = SlashingDb::open("/nonexistent-dir-for-ferrosigner/x.sqlite").await;
+    assert!(matches!(res, Err(Error::Open(_))), "{res:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite");
+    let db = SlashingDb::open(path.to_str().expect("path"))
+        .await
+        .expect("open");
+    db.health().await.expect("health");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // A file that is not a database is refused with a clear error.
+    let junk = dir.path().join("junk.sqlite");
+    std::fs::write(
+        &junk,
+        b"this is not a database at all, just some text to fill a page",
+    )
+    .expect("write");
+    let res = SlashingDb::open(junk.to_str().expect("path")).await;
+    assert!(matches!(res, Err(Error::Open(_))), "{res:?}");
+}
