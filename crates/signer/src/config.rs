@@ -42,11 +42,19 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Directory for the signer's own state: slashing database, managed keystores, API token, key cache.
-    #[arg(long, env = "FERROSIGNER_DATA_DIR", default_value = "./ferrosigner-data")]
+    #[arg(
+        long,
+        env = "FERROSIGNER_DATA_DIR",
+        default_value = "./ferrosigner-data"
+    )]
     pub data_dir: PathBuf,
 
     /// Address the signing API listens on.
-    #[arg(long, env = "FERROSIGNER_HTTP_LISTEN_HOST", default_value = "127.0.0.1")]
+    #[arg(
+        long,
+        env = "FERROSIGNER_HTTP_LISTEN_HOST",
+        default_value = "127.0.0.1"
+    )]
     pub http_listen_host: IpAddr,
 
     /// Port the signing API listens on (0 picks a free port; the chosen address is logged).
@@ -58,7 +66,11 @@ pub struct RunArgs {
     pub metrics_enabled: bool,
 
     /// Address the metrics listener binds.
-    #[arg(long, env = "FERROSIGNER_METRICS_LISTEN_HOST", default_value = "127.0.0.1")]
+    #[arg(
+        long,
+        env = "FERROSIGNER_METRICS_LISTEN_HOST",
+        default_value = "127.0.0.1"
+    )]
     pub metrics_listen_host: IpAddr,
 
     /// Port of the metrics listener (`/metrics`).
@@ -74,7 +86,11 @@ pub struct RunArgs {
     pub keystores_path: Option<PathBuf>,
 
     /// Directory of passwords for `--keystores-path`, one `<keystore file stem>.txt` per keystore.
-    #[arg(long, env = "FERROSIGNER_KEYSTORES_PASSWORDS_PATH", conflicts_with = "keystores_password_file")]
+    #[arg(
+        long,
+        env = "FERROSIGNER_KEYSTORES_PASSWORDS_PATH",
+        conflicts_with = "keystores_password_file"
+    )]
     pub keystores_passwords_path: Option<PathBuf>,
 
     /// One password file for every keystore in `--keystores-path`.
@@ -108,7 +124,12 @@ pub struct RunArgs {
     pub signing_threads: Option<usize>,
 
     /// Log format.
-    #[arg(long, env = "FERROSIGNER_LOG_FORMAT", value_enum, default_value = "plain")]
+    #[arg(
+        long,
+        env = "FERROSIGNER_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
     pub log_format: LogFormat,
 
     /// Log filter (`info`, `debug`, or a tracing filter such as `ferrosigner=debug`).
@@ -131,7 +152,11 @@ pub enum SlashingCommand {
 #[derive(Debug, Clone, Args)]
 pub struct SlashingDbArgs {
     /// Data directory whose `slashing-protection.sqlite` is used when no URL is given.
-    #[arg(long, env = "FERROSIGNER_DATA_DIR", default_value = "./ferrosigner-data")]
+    #[arg(
+        long,
+        env = "FERROSIGNER_DATA_DIR",
+        default_value = "./ferrosigner-data"
+    )]
     pub data_dir: PathBuf,
     /// A `postgres://` URL or SQLite path; overrides `--data-dir`.
     #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_DB_URL")]
@@ -214,6 +239,9 @@ impl SlashingDbArgs {
 fn db_location(data_dir: &std::path::Path, url: Option<&str>) -> String {
     match url {
         Some(url) => url.to_owned(),
-        None => data_dir.join("slashing-protection.sqlite").to_string_lossy().into_owned(),
+        None => data_dir
+            .join("slashing-protection.sqlite")
+            .to_string_lossy()
+            .into_owned(),
     }
 }

@@ -89,7 +89,11 @@ pub struct KeyManager {
 
 impl KeyManager {
     /// A key manager storing imported keys under `data_dir/keystores`.
-    pub fn new(signer: Arc<Signer>, data_dir: &Path, external: Option<(PathBuf, Passwords)>) -> Self {
+    pub fn new(
+        signer: Arc<Signer>,
+        data_dir: &Path,
+        external: Option<(PathBuf, Passwords)>,
+    ) -> Self {
         Self {
             signer,
             managed_dir: data_dir.join("keystores"),
@@ -147,13 +151,22 @@ impl KeyManager {
         let mut seen = std::collections::HashSet::new();
         for (i, result) in decrypted.into_iter().enumerate() {
             match result {
-                Err(message) => statuses.push(ImportStatus { status: "error", message }),
+                Err(message) => statuses.push(ImportStatus {
+                    status: "error",
+                    message,
+                }),
                 Ok(d) => {
                     let pk = *d.entry.public.as_bytes();
                     if self.signer.keys().get(&pk).is_some() || !seen.insert(pk) {
-                        statuses.push(ImportStatus { status: "duplicate", message: String::new() });
+                        statuses.push(ImportStatus {
+                            status: "duplicate",
+                            message: String::new(),
+                        });
                     } else {
-                        statuses.push(ImportStatus { status: "imported", message: String::new() });
+                        statuses.push(ImportStatus {
+                            status: "imported",
+                            message: String::new(),
+                        });
                         candidates.push((i, d));
                     }
                 }
@@ -162,24 +175,39 @@ impl KeyManager {
 
         // The history for exactly these keys goes in first (all or nothing), and the keys are enabled.
         if let Some(db) = self.signer.slashing() {
-            let pubkeys: Vec<[u8; PUBLIC_KEY_LEN]> = candidates.iter().map(|(_, d)| *d.entry.public.as_bytes()).collect();
-            if let Some(interchange) = slashing_protection.as_deref().filter(|s| !s.trim().is_empty()) {
-                db.import_interchange(interchange, Some(&pubkeys)).await.map_err(|e| match e {
-                    ferrosigner_slashing::Error::Unavailable(e) => KeymanagerError::Database(e),
-                    other => KeymanagerError::BadRequest(format!("slashing_protection: {other}")),
-                })?;
+            let pubkeys: Vec<[u8; PUBLIC_KEY_LEN]> = candidates
+                .iter()
+                .map(|(_, d)| *d.entry.public.as_bytes())
+                .collect();
+            if let Some(interchange) = slashing_protection
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+            {
+                db.import_interchange(interchange, Some(&pubkeys))
+                    .await
+                    .map_err(|e| match e {
+                        ferrosigner_slashing::Error::Unavailable(e) => KeymanagerError::Database(e),
+                        other => {
+                            KeymanagerError::BadRequest(format!("slashing_protection: {other}"))
+                        }
+                    })?;
             }
             for pk in &pubkeys {
-                db.set_enabled(pk, true).await.map_err(|e| KeymanagerError::Database(e.to_string()))?;
+                db.set_enabled(pk, true)
+                    .await
+                    .map_err(|e| KeymanagerError::Database(e.to_string()))?;
             }
         } else if slashing_protection.is_some() {
-            tracing::warn!("slashing_protection given with an import while slashing protection is disabled: ignored");
+            tracing::warn!(
+                "slashing_protection given with an import while slashing protection is disabled: ignored"
+            );
         }
 
         // Persist, then register.
         if !candidates.is_empty() {
-            crate::create_private_dir(&self.managed_dir)
-                .map_err(|e| KeymanagerError::Database(format!("creating {}: {e}", self.managed_dir.display())))?;
+            crate::create_private_dir(&self.managed_dir).map_err(|e| {
+                KeymanagerError::Database(format!("creating {}: {e}", self.managed_dir.display()))
+            })?;
         }
         for (i, mut d) in candidates {
             let stem = d.entry.public.to_hex();
@@ -189,15 +217,23 @@ impl KeyManager {
                 .and_then(|()| crate::write_file_atomic(&keystore_file, d.json.as_bytes(), 0o600));
             if let Err(e) = written {
                 let _ = std::fs::remove_file(&password_file);
-                statuses[i] = ImportStatus { status: "error", message: format!("cannot store the keystore: {e}") };
+                statuses[i] = ImportStatus {
+                    status: "error",
+                    message: format!("cannot store the keystore: {e}"),
+                };
                 continue;
             }
-            d.entry.source = KeySource::Managed { keystore: keystore_file };
+            d.entry.source = KeySource::Managed {
+                keystore: keystore_file,
+            };
             let public = d.entry.public;
             self.signer.keys().insert(d.entry);
             tracing::info!(pubkey = %public, "key imported");
         }
-        self.signer.metrics().keys_loaded.set(self.signer.keys().len() as i64);
+        self.signer
+            .metrics()
+            .keys_loaded
+            .set(self.signer.keys().len() as i64);
         Ok(statuses)
     }
 
@@ -213,12 +249,21 @@ impl KeyManager {
         let interchange = match self.signer.slashing() {
             Some(db) => match db.export_interchange(Some(&export)).await {
                 Ok(json) => json,
+                // Nothing was ever recorded in this database, so there is no history to hand over.
+                Err(ferrosigner_slashing::Error::NoGenesisValidatorsRoot) => {
+                    empty_interchange(self.signer.network().genesis_validators_root())
+                }
                 Err(e) => {
                     tracing::error!("exporting slashing history of deleted keys failed: {e}");
-                    for s in statuses.iter_mut().filter(|s| s.status == "deleted" || s.status == "not_active") {
+                    for s in statuses
+                        .iter_mut()
+                        .filter(|s| s.status == "deleted" || s.status == "not_active")
+                    {
                         *s = DeleteStatus {
                             status: "error",
-                            message: format!("key disabled, but its slashing history could not be exported: {e}"),
+                            message: format!(
+                                "key disabled, but its slashing history could not be exported: {e}"
+                            ),
                         };
                     }
                     String::new()
@@ -230,22 +275,35 @@ impl KeyManager {
     }
 
     async fn delete_one(&self, text: &str, export: &mut Vec<[u8; PUBLIC_KEY_LEN]>) -> DeleteStatus {
-        let error = |message: String| DeleteStatus { status: "error", message };
+        let error = |message: String| DeleteStatus {
+            status: "error",
+            message,
+        };
         let Ok(public) = PublicKey::from_hex(text) else {
-            return error(format!("`{}` is not a valid public key", text.chars().take(100).collect::<String>()));
+            return error(format!(
+                "`{}` is not a valid public key",
+                text.chars().take(100).collect::<String>()
+            ));
         };
         let pk = *public.as_bytes();
         match self.signer.keys().get(&pk) {
-            Some(entry) if entry.source.readonly() => error("read-only key from an external directory".into()),
+            Some(entry) if entry.source.readonly() => {
+                error("read-only key from an external directory".into())
+            }
             Some(entry) => {
                 self.signer.keys().remove(&pk);
-                self.signer.metrics().keys_loaded.set(self.signer.keys().len() as i64);
+                self.signer
+                    .metrics()
+                    .keys_loaded
+                    .set(self.signer.keys().len() as i64);
                 if let Some(db) = self.signer.slashing()
                     && let Err(e) = db.set_enabled(&pk, false).await
                 {
                     // The key is out of the registry, so this instance cannot sign with it; report the failure.
                     tracing::error!(pubkey = %public, "disabling a deleted key in the slashing database failed: {e}");
-                    return error(format!("removed, but not disabled in the slashing database: {e}"));
+                    return error(format!(
+                        "removed, but not disabled in the slashing database: {e}"
+                    ));
                 }
                 let keystore = entry.source.keystore();
                 let _ = std::fs::remove_file(keystore.with_extension("txt"));
@@ -256,7 +314,10 @@ impl KeyManager {
                 }
                 tracing::info!(pubkey = %public, "key deleted");
                 export.push(pk);
-                DeleteStatus { status: "deleted", message: String::new() }
+                DeleteStatus {
+                    status: "deleted",
+                    message: String::new(),
+                }
             }
             None => {
                 let history = match self.signer.slashing() {
@@ -268,9 +329,15 @@ impl KeyManager {
                 };
                 if history {
                     export.push(pk);
-                    DeleteStatus { status: "not_active", message: String::new() }
+                    DeleteStatus {
+                        status: "not_active",
+                        message: String::new(),
+                    }
                 } else {
-                    DeleteStatus { status: "not_found", message: String::new() }
+                    DeleteStatus {
+                        status: "not_found",
+                        message: String::new(),
+                    }
                 }
             }
         }
@@ -278,7 +345,10 @@ impl KeyManager {
 
     /// The state of the last or current reload.
     pub fn reload_status(&self) -> ReloadStatus {
-        self.reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Starts a reload in the background; `false` if one is already running.
@@ -299,7 +369,11 @@ impl KeyManager {
                 Ok((added, removed, errors)) => {
                     status.added = added;
                     status.removed = removed;
-                    status.status = if errors.is_empty() { "completed" } else { "completed_with_errors" };
+                    status.status = if errors.is_empty() {
+                        "completed"
+                    } else {
+                        "completed_with_errors"
+                    };
                     status.last_error = errors.last().cloned();
                 }
                 Err(e) => {
@@ -317,8 +391,10 @@ impl KeyManager {
         let Some((dir, passwords)) = &self.external else {
             return Ok((0, 0, Vec::new()));
         };
-        let jobs = loader::external_jobs(dir, passwords).map_err(|e| format!("reading {}: {e}", dir.display()))?;
-        let present: std::collections::HashSet<PathBuf> = jobs.iter().map(|j| j.file.clone()).collect();
+        let jobs = loader::external_jobs(dir, passwords)
+            .map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        let present: std::collections::HashSet<PathBuf> =
+            jobs.iter().map(|j| j.file.clone()).collect();
         let loaded: std::collections::HashSet<PathBuf> = self
             .signer
             .keys()
@@ -332,14 +408,20 @@ impl KeyManager {
             .keys()
             .remove_where(|k| k.source.readonly() && !present.contains(k.source.keystore()))
             .len();
-        let new_jobs: Vec<_> = jobs.into_iter().filter(|j| !loaded.contains(&j.file)).collect();
+        let new_jobs: Vec<_> = jobs
+            .into_iter()
+            .filter(|j| !loaded.contains(&j.file))
+            .collect();
         let outcome = tokio::task::spawn_blocking(move || {
             loader::load_all(&new_jobs, background_parallelism(), &|_, _| {})
         })
         .await
         .map_err(|e| e.to_string())?;
-        let mut errors: Vec<String> =
-            outcome.failed.iter().map(|f| format!("{}: {}", f.file.display(), f.reason)).collect();
+        let mut errors: Vec<String> = outcome
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.file.display(), f.reason))
+            .collect();
         let mut added = 0;
         for entry in outcome.loaded {
             let public = entry.public;
@@ -349,7 +431,10 @@ impl KeyManager {
                 errors.push(format!("{public}: already loaded from another keystore"));
             }
         }
-        self.signer.metrics().keys_loaded.set(self.signer.keys().len() as i64);
+        self.signer
+            .metrics()
+            .keys_loaded
+            .set(self.signer.keys().len() as i64);
         tracing::info!(added, removed, errors = errors.len(), "reload finished");
         Ok((added, removed, errors))
     }
@@ -375,8 +460,12 @@ struct Decrypted {
 
 /// Threads for background decryption: leave a core to signing where there is more than one.
 fn background_parallelism() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    loader::decrypt_parallelism().min(cores.saturating_sub(1)).max(1)
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    loader::decrypt_parallelism()
+        .min(cores.saturating_sub(1))
+        .max(1)
 }
 
 fn decrypt_batch(jobs: Vec<(String, Zeroizing<String>)>) -> Vec<Result<Decrypted, String>> {
@@ -388,9 +477,15 @@ fn decrypt_batch(jobs: Vec<(String, Zeroizing<String>)>) -> Vec<Result<Decrypted
             secret,
             public,
             derivation_path: keystore.path().to_owned(),
-            source: KeySource::Managed { keystore: PathBuf::new() },
+            source: KeySource::Managed {
+                keystore: PathBuf::new(),
+            },
         };
-        Ok(Decrypted { entry, json, password })
+        Ok(Decrypted {
+            entry,
+            json,
+            password,
+        })
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(background_parallelism())
@@ -413,7 +508,10 @@ fn lower_thread_priority() {
 }
 
 fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -79,7 +79,11 @@ impl KeyRegistry {
     /// Removes every key matching `predicate`; returns the removed keys.
     pub fn remove_where(&self, mut predicate: impl FnMut(&KeyEntry) -> bool) -> Vec<Arc<KeyEntry>> {
         let mut keys = self.write();
-        let doomed: Vec<_> = keys.iter().filter(|(_, e)| predicate(e)).map(|(k, _)| *k).collect();
+        let doomed: Vec<_> = keys
+            .iter()
+            .filter(|(_, e)| predicate(e))
+            .map(|(k, _)| *k)
+            .collect();
         doomed.iter().filter_map(|k| keys.remove(k)).collect()
     }
 
@@ -105,7 +109,9 @@ impl KeyRegistry {
         self.keys.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<[u8; PUBLIC_KEY_LEN], Arc<KeyEntry>>> {
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<[u8; PUBLIC_KEY_LEN], Arc<KeyEntry>>> {
         self.keys.write().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -80,8 +80,10 @@ pub fn resolve_network(spec: &str) -> anyhow::Result<Network> {
             if !path.is_file() {
                 bail!("--network {spec}: {by_name}, and no file of that name exists");
             }
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            Network::from_config_yaml(&text).with_context(|| format!("network config {}", path.display()))
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Network::from_config_yaml(&text)
+                .with_context(|| format!("network config {}", path.display()))
         }
     }
 }
@@ -92,22 +94,32 @@ fn startup_jobs(args: &RunArgs) -> anyhow::Result<Vec<Job>> {
         .with_context(|| format!("reading {}", args.data_dir.join("keystores").display()))?;
     if let Some(passwords) = external_passwords(args)? {
         let dir = args.keystores_path.as_deref().unwrap_or(Path::new("."));
-        jobs.extend(loader::external_jobs(dir, &passwords).with_context(|| format!("reading {}", dir.display()))?);
+        jobs.extend(
+            loader::external_jobs(dir, &passwords)
+                .with_context(|| format!("reading {}", dir.display()))?,
+        );
     }
     Ok(jobs)
 }
 
 /// Checks the `--keystores-*` flags and returns how passwords are found, or `None` without a keystore path.
 pub fn external_passwords(args: &RunArgs) -> anyhow::Result<Option<Passwords>> {
-    let passwords = match (&args.keystores_passwords_path, &args.keystores_password_file) {
+    let passwords = match (
+        &args.keystores_passwords_path,
+        &args.keystores_password_file,
+    ) {
         (Some(dir), None) => Some(Passwords::Directory(dir.clone())),
         (None, Some(file)) => Some(Passwords::File(file.clone())),
         (None, None) => None,
-        (Some(_), Some(_)) => bail!("give either --keystores-passwords-path or --keystores-password-file, not both"),
+        (Some(_), Some(_)) => {
+            bail!("give either --keystores-passwords-path or --keystores-password-file, not both")
+        }
     };
     match (&args.keystores_path, passwords) {
         (None, None) => Ok(None),
-        (None, Some(_)) => bail!("--keystores-passwords-path/--keystores-password-file need --keystores-path"),
+        (None, Some(_)) => {
+            bail!("--keystores-passwords-path/--keystores-password-file need --keystores-path")
+        }
         (Some(dir), None) => bail!(
             "--keystores-path {} needs --keystores-passwords-path or --keystores-password-file",
             dir.display()
@@ -118,9 +130,14 @@ pub fn external_passwords(args: &RunArgs) -> anyhow::Result<Option<Passwords>> {
             }
             match &p {
                 Passwords::Directory(d) if !d.is_dir() => {
-                    bail!("--keystores-passwords-path {} is not a directory", d.display())
+                    bail!(
+                        "--keystores-passwords-path {} is not a directory",
+                        d.display()
+                    )
                 }
-                Passwords::File(f) if !f.is_file() => bail!("--keystores-password-file {} is not a file", f.display()),
+                Passwords::File(f) if !f.is_file() => {
+                    bail!("--keystores-password-file {} is not a file", f.display())
+                }
                 _ => {}
             }
             Ok(Some(p))
@@ -131,7 +148,10 @@ pub fn external_passwords(args: &RunArgs) -> anyhow::Result<Option<Passwords>> {
 /// Creates `dir` (and parents) readable by the owner only.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Starts the signer: opens the slashing database, binds the listeners, and loads keys in the background
@@ -139,9 +159,13 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     let network = resolve_network(&args.network)?;
     let jobs = startup_jobs(&args)?;
-    create_private_dir(&args.data_dir).with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    create_private_dir(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let token = if args.key_manager_api_enabled {
-        let file = args.key_manager_token_file.clone().unwrap_or_else(|| args.data_dir.join("api-token.txt"));
+        let file = args
+            .key_manager_token_file
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("api-token.txt"));
         let token = load_or_create_token(&file, args.key_manager_token_file.is_none())?;
         tracing::info!(token_file = %file.display(), "Keymanager API enabled; its bearer token is in the token file");
         Some((file, token))
@@ -151,13 +175,18 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
 
     let slashing = if args.slashing_protection_enabled {
         let location = args.slashing_db_location();
-        let db = SlashingDb::open(&location)
-            .await
-            .with_context(|| format!("opening slashing protection database {}", redact_url(&location)))?;
+        let db = SlashingDb::open(&location).await.with_context(|| {
+            format!(
+                "opening slashing protection database {}",
+                redact_url(&location)
+            )
+        })?;
         tracing::info!(database = %redact_url(&location), "slashing protection enabled");
         Some(db)
     } else {
-        tracing::warn!("SLASHING PROTECTION IS DISABLED: blocks and attestations are signed without any check");
+        tracing::warn!(
+            "SLASHING PROTECTION IS DISABLED: blocks and attestations are signed without any check"
+        );
         None
     };
 
@@ -169,30 +198,52 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let listener = TcpListener::bind((args.http_listen_host, args.http_listen_port))
         .await
-        .with_context(|| format!("binding {}:{}", args.http_listen_host, args.http_listen_port))?;
+        .with_context(|| {
+            format!(
+                "binding {}:{}",
+                args.http_listen_host, args.http_listen_port
+            )
+        })?;
     let http_addr = listener.local_addr()?;
     let external = match (&args.keystores_path, external_passwords(&args)?) {
         (Some(dir), Some(passwords)) => Some((dir.clone(), passwords)),
         _ => None,
     };
     let manager = Arc::new(KeyManager::new(signer.clone(), &args.data_dir, external));
-    let keymanager = token.as_ref().map(|(_, token)| http::keymanager::KeymanagerState {
-        manager: manager.clone(),
-        token: Arc::new(token.clone()),
-    });
+    let keymanager = token
+        .as_ref()
+        .map(|(_, token)| http::keymanager::KeymanagerState {
+            manager: manager.clone(),
+            token: Arc::new(token.clone()),
+        });
     let router = http::router(
-        http::AppState { signer: signer.clone() },
+        http::AppState {
+            signer: signer.clone(),
+        },
         manager.clone(),
         keymanager,
         args.max_request_body_bytes,
     );
-    let mut tasks = vec![tokio::spawn(http::serve(listener, router, wait_for(shutdown_rx.clone())))];
+    let mut tasks = vec![tokio::spawn(http::serve(
+        listener,
+        router,
+        wait_for(shutdown_rx.clone()),
+    ))];
     let metrics_addr = if args.metrics_enabled {
         let listener = TcpListener::bind((args.metrics_listen_host, args.metrics_listen_port))
             .await
-            .with_context(|| format!("binding metrics {}:{}", args.metrics_listen_host, args.metrics_listen_port))?;
+            .with_context(|| {
+                format!(
+                    "binding metrics {}:{}",
+                    args.metrics_listen_host, args.metrics_listen_port
+                )
+            })?;
         let addr = listener.local_addr()?;
-        tasks.push(tokio::spawn(http::serve(listener, http::metrics_router(signer.clone()), wait_for(shutdown_rx))));
+        tasks.push(tokio::spawn(http::serve(
+            listener,
+            http::metrics_router(signer.clone()),
+            wait_for(shutdown_rx),
+        )));
         Some(addr)
     } else {
         None
@@ -200,7 +251,16 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     tracing::info!(%http_addr, ?metrics_addr, network = signer.network().name(), "listening");
 
     let loading = tokio::spawn(load_keys(signer.clone(), jobs));
-    Ok(Running { http_addr, metrics_addr, signer, manager, token_file: token.map(|(f, _)| f), shutdown, tasks, loading })
+    Ok(Running {
+        http_addr,
+        metrics_addr,
+        signer,
+        manager,
+        token_file: token.map(|(f, _)| f),
+        shutdown,
+        tasks,
+        loading,
+    })
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {
@@ -210,7 +270,12 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
 /// Decrypts the start-up keystores off the async workers, registers them, and marks the signer ready.
 async fn load_keys(signer: Arc<Signer>, jobs: Vec<Job>) {
     let total = jobs.len();
-    signer.update_load_report(|r| *r = loader::LoadReport { total, ..Default::default() });
+    signer.update_load_report(|r| {
+        *r = loader::LoadReport {
+            total,
+            ..Default::default()
+        }
+    });
     let parallelism = loader::decrypt_parallelism();
     tracing::info!(keystores = total, parallelism, "loading keys");
     let started = std::time::Instant::now();
@@ -260,19 +325,25 @@ async fn load_keys(signer: Arc<Signer>, jobs: Vec<Job>) {
 
 /// Reads the Keymanager token from `file`; when `create` and the file does not exist, writes a new random
 /// 256-bit hex token there (0600).
-pub fn load_or_create_token(file: &Path, create: bool) -> anyhow::Result<zeroize::Zeroizing<String>> {
+pub fn load_or_create_token(
+    file: &Path,
+    create: bool,
+) -> anyhow::Result<zeroize::Zeroizing<String>> {
     if !file.exists() {
         if !create {
             bail!("--key-manager-token-file {} does not exist", file.display());
         }
         let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-        getrandom::fill(bytes.as_mut()).map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
+        getrandom::fill(bytes.as_mut())
+            .map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
         let token = zeroize::Zeroizing::new(hex::encode(bytes.as_ref()));
-        write_file_atomic(file, token.as_bytes(), 0o600).with_context(|| format!("writing {}", file.display()))?;
+        write_file_atomic(file, token.as_bytes(), 0o600)
+            .with_context(|| format!("writing {}", file.display()))?;
         return Ok(token);
     }
     let token = zeroize::Zeroizing::new(
-        std::fs::read_to_string(file).with_context(|| format!("reading the API token file {}", file.display()))?,
+        std::fs::read_to_string(file)
+            .with_context(|| format!("reading the API token file {}", file.display()))?,
     );
     let trimmed = zeroize::Zeroizing::new(token.trim().to_owned());
     if trimmed.is_empty() {
@@ -300,13 +371,23 @@ pub fn redact_url(url: &str) -> String {
 pub fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).map_err(std::io::Error::other)?;
+    getrandom::fill(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
     let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
     let result = (|| {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;

@@ -65,8 +65,12 @@ pub fn read_password(path: &Path) -> std::io::Result<Zeroizing<String>> {
 /// How many decryptions may run at once: cores, bounded by available memory at 256 MiB per scrypt with
 /// room to spare.
 pub fn decrypt_parallelism() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let by_memory = available_memory_bytes().map(|m| (m / (384 << 20)) as usize).unwrap_or(cores);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let by_memory = available_memory_bytes()
+        .map(|m| (m / (384 << 20)) as usize)
+        .unwrap_or(cores);
     cores.min(by_memory).max(1)
 }
 
@@ -96,7 +100,11 @@ pub fn external_jobs(dir: &Path, passwords: &Passwords) -> std::io::Result<Vec<J
                 Passwords::File(f) => f.clone(),
                 Passwords::Directory(d) => d.join(format!("{}.txt", stem(&file))),
             };
-            Job { file, password_file, managed: false }
+            Job {
+                file,
+                password_file,
+                managed: false,
+            }
         })
         .collect())
 }
@@ -110,46 +118,76 @@ pub fn managed_jobs(dir: &Path) -> std::io::Result<Vec<Job>> {
         .into_iter()
         .map(|file| {
             let password_file = file.with_extension("txt");
-            Job { file, password_file, managed: true }
+            Job {
+                file,
+                password_file,
+                managed: true,
+            }
         })
         .collect())
 }
 
 fn stem(file: &Path) -> String {
-    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Decrypts one keystore file with its password.
 pub fn load_one(job: &Job) -> Result<KeyEntry, String> {
-    let text = std::fs::read_to_string(&job.file).map_err(|e| format!("cannot read keystore: {e}"))?;
-    let password = read_password(&job.password_file)
-        .map_err(|e| format!("cannot read password file {}: {e}", job.password_file.display()))?;
+    let text =
+        std::fs::read_to_string(&job.file).map_err(|e| format!("cannot read keystore: {e}"))?;
+    let password = read_password(&job.password_file).map_err(|e| {
+        format!(
+            "cannot read password file {}: {e}",
+            job.password_file.display()
+        )
+    })?;
     let keystore = Keystore::from_json(&text).map_err(|e| e.to_string())?;
     let secret = keystore.decrypt(&password).map_err(|e| e.to_string())?;
     let public = secret.public_key();
     let source = if job.managed {
-        KeySource::Managed { keystore: job.file.clone() }
+        KeySource::Managed {
+            keystore: job.file.clone(),
+        }
     } else {
-        KeySource::External { keystore: job.file.clone() }
+        KeySource::External {
+            keystore: job.file.clone(),
+        }
     };
-    Ok(KeyEntry { secret, public, derivation_path: keystore.path().to_owned(), source })
+    Ok(KeyEntry {
+        secret,
+        public,
+        derivation_path: keystore.path().to_owned(),
+        source,
+    })
 }
 
 /// Decrypts every job in parallel (at most `parallelism` at once), calling `progress(done, total)` after
 /// each keystore. Failures are collected by file name and reason; the rest still load.
-pub fn load_all(jobs: &[Job], parallelism: usize, progress: &(dyn Fn(usize, usize) + Sync)) -> LoadOutcome {
+pub fn load_all(
+    jobs: &[Job],
+    parallelism: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> LoadOutcome {
     let total = jobs.len();
     let done = AtomicUsize::new(0);
     let run = || {
         jobs.par_iter()
             .map(|job| {
-                let result = load_one(job).map_err(|reason| LoadFailure { file: job.file.clone(), reason });
+                let result = load_one(job).map_err(|reason| LoadFailure {
+                    file: job.file.clone(),
+                    reason,
+                });
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 result
             })
             .collect::<Vec<_>>()
     };
-    let results = match rayon::ThreadPoolBuilder::new().num_threads(parallelism.max(1)).build() {
+    let results = match rayon::ThreadPoolBuilder::new()
+        .num_threads(parallelism.max(1))
+        .build()
+    {
         Ok(pool) => pool.install(run),
         Err(_) => run(),
     };

@@ -18,7 +18,10 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");
@@ -29,7 +32,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(*args).await,
             Command::SlashingProtection(cmd) => slashing_protection(cmd).await,
-            Command::GenerateKeystores(args) => tokio::task::spawn_blocking(move || generate(args)).await?,
+            Command::GenerateKeystores(args) => {
+                tokio::task::spawn_blocking(move || generate(args)).await?
+            }
         }
     });
     match result {
@@ -44,7 +49,9 @@ fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(level).with_context(|| format!("--log-level {level}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -86,9 +93,13 @@ async fn shutdown_signal() {
 async fn slashing_protection(cmd: SlashingCommand) -> anyhow::Result<()> {
     match cmd {
         SlashingCommand::Import(args) => {
-            let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+            let text = std::fs::read_to_string(&args.file)
+                .with_context(|| format!("reading {}", args.file.display()))?;
             let db = open_db(&args.db).await?;
-            let summary = db.import_interchange(&text, None).await.context("import failed; nothing was imported")?;
+            let summary = db
+                .import_interchange(&text, None)
+                .await
+                .context("import failed; nothing was imported")?;
             println!("imported {}: {summary:?}", args.file.display());
         }
         SlashingCommand::Export(args) => {
@@ -101,8 +112,12 @@ async fn slashing_protection(cmd: SlashingCommand) -> anyhow::Result<()> {
         SlashingCommand::Prune(args) => {
             let network = ferrosigner::resolve_network(&args.network)?;
             let db = open_db(&args.db).await?;
-            db.prune(args.epochs_to_keep, network.slots_per_epoch()).await?;
-            println!("pruned history older than the last {} epochs", args.epochs_to_keep);
+            db.prune(args.epochs_to_keep, network.slots_per_epoch())
+                .await?;
+            println!(
+                "pruned history older than the last {} epochs",
+                args.epochs_to_keep
+            );
         }
     }
     Ok(())
@@ -110,10 +125,10 @@ async fn slashing_protection(cmd: SlashingCommand) -> anyhow::Result<()> {
 
 async fn open_db(args: &ferrosigner::config::SlashingDbArgs) -> anyhow::Result<SlashingDb> {
     let location = args.location();
-    if !location.starts_with("postgres") {
-        if let Some(parent) = std::path::Path::new(&location).parent() {
-            ferrosigner::create_private_dir(parent)?;
-        }
+    if !location.starts_with("postgres")
+        && let Some(parent) = std::path::Path::new(&location).parent()
+    {
+        ferrosigner::create_private_dir(parent)?;
     }
     SlashingDb::open(&location)
         .await
@@ -138,28 +153,43 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     if args.per_key_password_files {
         ferrosigner::create_private_dir(&password_dir)?;
     }
-    ferrosigner::write_file_atomic(&args.output_dir.join("password.txt"), args.password.as_bytes(), 0o600)?;
+    ferrosigner::write_file_atomic(
+        &args.output_dir.join("password.txt"),
+        args.password.as_bytes(),
+        0o600,
+    )?;
     let indices: Vec<u32> = (0..args.count).collect();
     use rayon::prelude::*;
-    indices.par_iter().try_for_each(|&i| -> anyhow::Result<()> {
-        let path = ferrosigner_keystore::validator_signing_path(i);
-        let secret = match &seed {
-            Some(seed) => ferrosigner_keystore::derive_secret_key(seed, &path)?,
-            None => {
-                let mut ikm = zeroize::Zeroizing::new([0u8; 32]);
-                getrandom::fill(ikm.as_mut()).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-                ferrosigner_bls::SecretKey::key_gen(ikm.as_ref())?
+    indices
+        .par_iter()
+        .try_for_each(|&i| -> anyhow::Result<()> {
+            let path = ferrosigner_keystore::validator_signing_path(i);
+            let secret = match &seed {
+                Some(seed) => ferrosigner_keystore::derive_secret_key(seed, &path)?,
+                None => {
+                    let mut ikm = zeroize::Zeroizing::new([0u8; 32]);
+                    getrandom::fill(ikm.as_mut())
+                        .map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                    ferrosigner_bls::SecretKey::key_gen(ikm.as_ref())?
+                }
+            };
+            let keystore = Keystore::encrypt(&secret, &args.password, kdf, &path)?;
+            let stem = format!("keystore-{i:05}");
+            let file = args.output_dir.join(format!("{stem}.json"));
+            ferrosigner::write_file_atomic(&file, keystore.to_json().as_bytes(), 0o600)?;
+            if args.per_key_password_files {
+                ferrosigner::write_file_atomic(
+                    &password_dir.join(format!("{stem}.txt")),
+                    args.password.as_bytes(),
+                    0o600,
+                )?;
             }
-        };
-        let keystore = Keystore::encrypt(&secret, &args.password, kdf, &path)?;
-        let stem = format!("keystore-{i:05}");
-        let file = args.output_dir.join(format!("{stem}.json"));
-        ferrosigner::write_file_atomic(&file, keystore.to_json().as_bytes(), 0o600)?;
-        if args.per_key_password_files {
-            ferrosigner::write_file_atomic(&password_dir.join(format!("{stem}.txt")), args.password.as_bytes(), 0o600)?;
-        }
-        Ok(())
-    })?;
-    println!("wrote {} keystores to {}", args.count, args.output_dir.display());
+            Ok(())
+        })?;
+    println!(
+        "wrote {} keystores to {}",
+        args.count,
+        args.output_dir.display()
+    );
     Ok(())
 }

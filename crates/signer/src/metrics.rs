@@ -66,16 +66,24 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("ferrosigner_sign_requests", "Signing requests by type and outcome", requests.clone());
+        registry.register(
+            "ferrosigner_sign_requests",
+            "Signing requests by type and outcome",
+            requests.clone(),
+        );
         let signing_duration =
-            Family::<OperationLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+            Family::<OperationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            );
         registry.register(
             "signing_bls_signing_duration_seconds",
             "Time to answer a successful signing request, by type",
             signing_duration.clone(),
         );
         let slashing_db_duration =
-            Family::<OperationLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+            Family::<OperationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            );
         registry.register(
             "eth2_slashingprotection_database_duration_seconds",
             "Time spent in the slashing-protection database per check",
@@ -94,9 +102,17 @@ impl Metrics {
             slashing_prevented.clone(),
         );
         let keys_loaded = Gauge::default();
-        registry.register("signing_signers_loaded_count", "Keys able to sign", keys_loaded.clone());
+        registry.register(
+            "signing_signers_loaded_count",
+            "Keys able to sign",
+            keys_loaded.clone(),
+        );
         let key_loading_total = Gauge::default();
-        registry.register("ferrosigner_key_loading_keystores", "Keystores found by the last key loading", key_loading_total.clone());
+        registry.register(
+            "ferrosigner_key_loading_keystores",
+            "Keystores found by the last key loading",
+            key_loading_total.clone(),
+        );
         let key_loading_done = Gauge::default();
         registry.register(
             "ferrosigner_key_loading_processed",
@@ -130,7 +146,9 @@ impl Metrics {
 
     /// Counts one signing request.
     pub fn count_request(&self, r#type: &'static str, outcome: &'static str) {
-        self.requests.get_or_create(&RequestLabels { r#type, outcome }).inc();
+        self.requests
+            .get_or_create(&RequestLabels { r#type, outcome })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -20,7 +20,11 @@ pub struct PoolStopped;
 impl SignPool {
     /// A pool of `threads` threads (`None`: one per core).
     pub fn new(threads: Option<usize>) -> std::io::Result<Self> {
-        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let threads = threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("bls-sign-{i}"))
@@ -30,7 +34,11 @@ impl SignPool {
     }
 
     /// Signs `message` with `key` on the pool.
-    pub async fn sign(&self, key: Arc<KeyEntry>, message: [u8; 32]) -> Result<Signature, PoolStopped> {
+    pub async fn sign(
+        &self,
+        key: Arc<KeyEntry>,
+        message: [u8; 32],
+    ) -> Result<Signature, PoolStopped> {
         let (tx, rx) = oneshot::channel();
         self.pool.spawn(move || {
             let _ = tx.send(key.secret.sign(&message));

@@ -3,8 +3,8 @@
 //! A request that fails any step leaves no slashing record and produces no signature. Handlers call
 //! [`Signer::sign`] and map [`SignError`] to a status; no rule lives in a handler.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ferrosigner_bls::{PUBLIC_KEY_LEN, Signature, decode_hex_array};
@@ -73,7 +73,15 @@ impl Signer {
         pool: SignPool,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { network, keys, slashing, pool, metrics, keys_ready: AtomicBool::new(false), load_report: Mutex::default() }
+        Self {
+            network,
+            keys,
+            slashing,
+            pool,
+            metrics,
+            keys_ready: AtomicBool::new(false),
+            load_report: Mutex::default(),
+        }
     }
 
     /// The network whose fork schedule is used.
@@ -103,7 +111,10 @@ impl Signer {
 
     /// The progress and result of the last key loading.
     pub fn load_report(&self) -> LoadReport {
-        self.load_report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.load_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Updates the key-loading report (and its metrics).
@@ -139,13 +150,25 @@ impl Signer {
         result
     }
 
-    async fn sign_inner(&self, pubkey: &str, body: &[u8], kind: &mut &'static str) -> Result<Signature, SignError> {
-        let pubkey_bytes: [u8; PUBLIC_KEY_LEN] = decode_hex_array(pubkey)
-            .map_err(|_| SignError::BadRequest(format!("`{}` is not a 48-byte hex public key", truncate(pubkey))))?;
-        let prepared = ferrosigner_consensus::prepare(body, &self.network).map_err(|e| SignError::BadRequest(e.to_string()))?;
+    async fn sign_inner(
+        &self,
+        pubkey: &str,
+        body: &[u8],
+        kind: &mut &'static str,
+    ) -> Result<Signature, SignError> {
+        let pubkey_bytes: [u8; PUBLIC_KEY_LEN] = decode_hex_array(pubkey).map_err(|_| {
+            SignError::BadRequest(format!(
+                "`{}` is not a 48-byte hex public key",
+                truncate(pubkey)
+            ))
+        })?;
+        let prepared = ferrosigner_consensus::prepare(body, &self.network)
+            .map_err(|e| SignError::BadRequest(e.to_string()))?;
         *kind = prepared.kind.as_str();
-        if let (Some(requested), Some(expected)) = (prepared.genesis_validators_root, self.network.genesis_validators_root())
-            && requested != expected
+        if let (Some(requested), Some(expected)) = (
+            prepared.genesis_validators_root,
+            self.network.genesis_validators_root(),
+        ) && requested != expected
         {
             return Err(SignError::BadRequest(format!(
                 "genesis_validators_root 0x{} is not that of network {} (0x{})",
@@ -162,10 +185,11 @@ impl Signer {
             });
         };
         if let (Some(db), Some(subject)) = (&self.slashing, prepared.slashing) {
-            let gvr = prepared
-                .genesis_validators_root
-                .ok_or_else(|| SignError::BadRequest("fork_info.genesis_validators_root is required".into()))?;
-            self.check_slashing(db, gvr, &pubkey_bytes, subject, prepared.signing_root).await?;
+            let gvr = prepared.genesis_validators_root.ok_or_else(|| {
+                SignError::BadRequest("fork_info.genesis_validators_root is required".into())
+            })?;
+            self.check_slashing(db, gvr, &pubkey_bytes, subject, prepared.signing_root)
+                .await?;
         }
         self.pool
             .sign(key, prepared.signing_root)
@@ -183,10 +207,17 @@ impl Signer {
     ) -> Result<(), SignError> {
         let start = Instant::now();
         let (operation, result) = match subject {
-            SlashingSubject::Block { slot } => ("block", db.check_block(gvr, pubkey, slot, signing_root).await),
-            SlashingSubject::Attestation { source_epoch, target_epoch } => (
+            SlashingSubject::Block { slot } => (
+                "block",
+                db.check_block(gvr, pubkey, slot, signing_root).await,
+            ),
+            SlashingSubject::Attestation {
+                source_epoch,
+                target_epoch,
+            } => (
                 "attestation",
-                db.check_attestation(gvr, pubkey, source_epoch, target_epoch, signing_root).await,
+                db.check_attestation(gvr, pubkey, source_epoch, target_epoch, signing_root)
+                    .await,
             ),
         };
         self.metrics
@@ -203,7 +234,12 @@ impl Signer {
                 tracing::warn!(pubkey = %format!("0x{}", hex::encode(pubkey)), %refusal, "slashing protection refused a {operation}");
                 Err(SignError::Refused(refusal.to_string()))
             }
-            Err(ferrosigner_slashing::Error::Unavailable(reason)) => Err(SignError::Unavailable(reason)),
+            Err(ferrosigner_slashing::Error::Unavailable(reason)) => {
+                Err(SignError::Unavailable(reason))
+            }
+            Err(e @ ferrosigner_slashing::Error::ValueOutOfRange { .. }) => {
+                Err(SignError::BadRequest(e.to_string()))
+            }
             Err(other) => Err(SignError::Internal(other.to_string())),
         }
     }

@@ -6,15 +6,27 @@ use common::{TestSigner, read_json, secret, testdata};
 use serde_json::{Value, json};
 
 fn fixtures() -> Vec<(String, Value)> {
-    let dir = testdata().join("signing/generated");
+    let dir = testdata().join("signing");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 60, "expected the generated signing fixtures in {}", dir.display());
-    files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), read_json(&p))).collect()
+    assert!(
+        files.len() >= 60,
+        "expected the generated signing fixtures in {}",
+        dir.display()
+    );
+    files
+        .into_iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read_json(&p),
+            )
+        })
+        .collect()
 }
 
 fn fixture_secrets() -> Vec<ferrosigner_bls::SecretKey> {
@@ -40,7 +52,10 @@ async fn every_fixture_signs_exactly_or_is_rejected() {
             assert_eq!(body["signature"], fixture["expected_signature"], "{name}");
             signed += 1;
         } else {
-            assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{name}: {body}");
+            assert!(
+                body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{name}: {body}"
+            );
         }
     }
     assert!(signed >= 50, "only {signed} fixtures signed");
@@ -50,7 +65,12 @@ async fn every_fixture_signs_exactly_or_is_rejected() {
 #[tokio::test]
 async fn deposit_vectors_give_web3signers_exact_signatures() {
     let vectors = read_json(&testdata().join("web3signer/deposit_signing_vectors.json"));
-    let secrets: Vec<_> = vectors["secret_keys"].as_array().unwrap().iter().map(|s| secret(s.as_str().unwrap())).collect();
+    let secrets: Vec<_> = vectors["secret_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| secret(s.as_str().unwrap()))
+        .collect();
     let signer = TestSigner::start(&secrets, &[]).await;
     let cases = vectors["cases"].as_array().unwrap();
     assert!(!cases.is_empty());
@@ -64,7 +84,9 @@ async fn deposit_vectors_give_web3signers_exact_signatures() {
                 "genesis_fork_version": case["genesis_fork_version"],
             }
         });
-        let (status, body) = signer.sign(case["pubkey"].as_str().unwrap(), &request).await;
+        let (status, body) = signer
+            .sign(case["pubkey"].as_str().unwrap(), &request)
+            .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["signature"], case["expected_signature"]);
     }
@@ -73,8 +95,24 @@ async fn deposit_vectors_give_web3signers_exact_signatures() {
 
 /// A valid RANDAO request for the fixtures' key.
 fn randao() -> (String, Value) {
-    let fixture = read_json(&testdata().join("signing/generated/005-randao_reveal-phase0.json"));
-    (fixture["pubkey"].as_str().unwrap().to_owned(), fixture["request"].clone())
+    let fixture = read_json(&testdata().join("signing/005-randao_reveal-phase0.json"));
+    (
+        fixture["pubkey"].as_str().unwrap().to_owned(),
+        fixture["request"].clone(),
+    )
+}
+
+async fn raw_post(addr: std::net::SocketAddr, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
 }
 
 #[tokio::test]
@@ -82,8 +120,22 @@ async fn accept_header_chooses_json_or_text() {
     let signer = TestSigner::start(&fixture_secrets(), &[]).await;
     let (pubkey, request) = randao();
     let url = signer.url(&format!("/api/v1/eth2/sign/{pubkey}"));
+    // No Accept header at all (an HTTP client library would add `*/*`, so speak HTTP/1.1 by hand): text.
+    let raw = raw_post(
+        signer.running.http_addr,
+        &format!("/api/v1/eth2/sign/{pubkey}"),
+        &request.to_string(),
+    )
+    .await;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{head}"
+    );
+    assert!(body.starts_with("0x") && body.len() == 194, "{body}");
     for (accept, json_expected) in [
-        (None, false),
         (Some("text/plain"), false),
         (Some("application/json"), true),
         (Some("*/*"), true),
@@ -96,14 +148,23 @@ async fn accept_header_chooses_json_or_text() {
         }
         let response = req.send().await.unwrap();
         assert_eq!(response.status(), 200, "{accept:?}");
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let text = response.text().await.unwrap();
         if json_expected {
-            assert!(content_type.starts_with("application/json"), "{accept:?}: {content_type}");
+            assert!(
+                content_type.starts_with("application/json"),
+                "{accept:?}: {content_type}"
+            );
             let v: Value = serde_json::from_str(&text).unwrap();
             assert!(v["signature"].as_str().unwrap().starts_with("0x"));
         } else {
-            assert!(content_type.starts_with("text/plain"), "{accept:?}: {content_type}");
+            assert!(
+                content_type.starts_with("text/plain"),
+                "{accept:?}: {content_type}"
+            );
             assert!(text.starts_with("0x") && text.len() == 194, "{text}");
         }
     }
@@ -114,7 +175,9 @@ async fn accept_header_chooses_json_or_text() {
 async fn bad_requests_get_clear_json_errors() {
     let signer = TestSigner::start(&fixture_secrets(), &["--max-request-body-bytes", "4096"]).await;
     let (pubkey, request) = randao();
-    let unknown = secret("0x2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a").public_key().to_hex();
+    let unknown = secret("0x2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a")
+        .public_key()
+        .to_hex();
 
     // unknown but well-formed key: 404
     let (status, body) = signer.sign(&unknown, &request).await;
@@ -123,7 +186,9 @@ async fn bad_requests_get_clear_json_errors() {
     let (status, _) = signer.sign("0x1234", &request).await;
     assert_eq!(status, 400);
     // upper-case key and no 0x prefix still find the key
-    let (status, _) = signer.sign(&pubkey.trim_start_matches("0x").to_uppercase(), &request).await;
+    let (status, _) = signer
+        .sign(&pubkey.trim_start_matches("0x").to_uppercase(), &request)
+        .await;
     assert_eq!(status, 200);
 
     let mut cases: Vec<(&str, Value)> = Vec::new();
@@ -150,19 +215,37 @@ async fn bad_requests_get_clear_json_errors() {
     for (what, body) in cases {
         let (status, response) = signer.sign(&pubkey, &body).await;
         assert_eq!(status, 400, "{what}: {response}");
-        assert!(response["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {response}");
+        assert!(
+            response["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {response}"
+        );
     }
 
     let url = signer.url(&format!("/api/v1/eth2/sign/{pubkey}"));
-    for raw in ["", "{", "not json", "{\"type\": \"RANDAO_REVEAL\",}", &"[".repeat(3000)] {
-        let response = signer.client.post(&url).body(raw.to_owned()).send().await.unwrap();
+    for raw in [
+        "",
+        "{",
+        "not json",
+        "{\"type\": \"RANDAO_REVEAL\",}",
+        &"[".repeat(3000),
+    ] {
+        let response = signer
+            .client
+            .post(&url)
+            .body(raw.to_owned())
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap();
         assert!(status == 400 || status == 413, "{raw:.20}: {status}");
         assert!(body["error"].is_string());
     }
     // over the body limit: 413 with a JSON body
-    let huge = format!("{{\"type\":\"RANDAO_REVEAL\",\"pad\":\"{}\"}}", "x".repeat(10_000));
+    let huge = format!(
+        "{{\"type\":\"RANDAO_REVEAL\",\"pad\":\"{}\"}}",
+        "x".repeat(10_000)
+    );
     let response = signer.client.post(&url).body(huge).send().await.unwrap();
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
@@ -178,32 +261,88 @@ async fn bad_requests_get_clear_json_errors() {
 async fn public_keys_upcheck_healthcheck_and_metrics() {
     let secrets = fixture_secrets();
     let signer = TestSigner::start(&secrets, &[]).await;
-    let keys: Vec<String> = signer.client.get(signer.url("/api/v1/eth2/publicKeys")).send().await.unwrap().json().await.unwrap();
+    let keys: Vec<String> = signer
+        .client
+        .get(signer.url("/api/v1/eth2/publicKeys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut expected: Vec<String> = secrets.iter().map(|s| s.public_key().to_hex()).collect();
     expected.sort();
     assert_eq!(keys, expected);
 
-    let response = signer.client.get(signer.url("/upcheck")).send().await.unwrap();
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let response = signer
+        .client
+        .get(signer.url("/upcheck"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     assert_eq!(response.text().await.unwrap(), "OK");
-    let response = signer.client.get(signer.url("/upcheck")).header("Accept", "application/json").send().await.unwrap();
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "OK"}));
+    let response = signer
+        .client
+        .get(signer.url("/upcheck"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "OK"})
+    );
 
-    let response = signer.client.get(signer.url("/healthcheck")).send().await.unwrap();
+    let response = signer
+        .client
+        .get(signer.url("/healthcheck"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let health: Value = response.json().await.unwrap();
     assert_eq!(health["status"], "UP");
     assert_eq!(health["outcome"], "UP");
-    let keys_check = health["checks"].as_array().unwrap().iter().find(|c| c["id"] == "keys-check").unwrap();
+    let keys_check = health["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "keys-check")
+        .unwrap();
     assert_eq!(keys_check["data"]["keys-loaded"], secrets.len());
 
     let (pubkey, request) = randao();
     assert_eq!(signer.sign(&pubkey, &request).await.0, 200);
     let metrics_url = format!("http://{}/metrics", signer.running.metrics_addr.unwrap());
-    let text = signer.client.get(metrics_url).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("ferrosigner_sign_requests_total{type=\"RANDAO_REVEAL\",outcome=\"signed\"} 1"), "{text}");
-    assert!(text.contains(&format!("signing_signers_loaded_count {}", secrets.len())), "{text}");
-    assert!(text.contains("signing_bls_signing_duration_seconds_bucket"), "{text}");
+    let text = signer
+        .client
+        .get(metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "ferrosigner_sign_requests_total{type=\"RANDAO_REVEAL\",outcome=\"signed\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("signing_signers_loaded_count {}", secrets.len())),
+        "{text}"
+    );
+    assert!(
+        text.contains("signing_bls_signing_duration_seconds_bucket"),
+        "{text}"
+    );
     signer.running.shutdown().await;
 }
 
@@ -214,7 +353,11 @@ async fn a_bad_keystore_is_reported_and_the_rest_load() {
     let good = secret("0x71d3f778f98da35618f2db52678bed4dfd0ce13ca52bbdaffc93917c8c56d1a7");
     let password_dir = dir.path().join("passwords");
     std::fs::create_dir_all(&password_dir).unwrap();
-    common::write_keystores(&keys, &[good.clone(), secret(&format!("0x{}", "22".repeat(32)))], "right");
+    common::write_keystores(
+        &keys,
+        &[good.clone(), secret(&format!("0x{}", "22".repeat(32)))],
+        "right",
+    );
     std::fs::write(password_dir.join("keystore-0.txt"), "right\n").unwrap();
     std::fs::write(password_dir.join("keystore-1.txt"), "hunter2-not-it").unwrap();
     std::fs::write(keys.join("garbage.json"), "{not a keystore").unwrap();
@@ -234,14 +377,27 @@ async fn a_bad_keystore_is_reported_and_the_rest_load() {
     let running = ferrosigner::start(args).await.unwrap();
     running.wait_keys_loaded().await;
     assert_eq!(running.signer.keys().len(), 1);
-    assert!(running.signer.keys().get(good.public_key().as_bytes()).is_some());
+    assert!(
+        running
+            .signer
+            .keys()
+            .get(good.public_key().as_bytes())
+            .is_some()
+    );
     let report = running.signer.load_report();
     assert_eq!(report.errors, 2);
-    let names: Vec<String> =
-        report.failures.iter().map(|f| f.file.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = report
+        .failures
+        .iter()
+        .map(|f| f.file.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names, ["garbage.json", "keystore-1.json"]);
     for f in &report.failures {
-        assert!(!f.reason.contains("hunter2"), "a reason must not echo the password: {}", f.reason);
+        assert!(
+            !f.reason.contains("hunter2"),
+            "a reason must not echo the password: {}",
+            f.reason
+        );
     }
     running.shutdown().await;
 }

@@ -18,7 +18,9 @@ fn key(i: u8) -> SecretKey {
 }
 
 fn keystore_json(sk: &SecretKey, password: &str) -> String {
-    Keystore::encrypt(sk, password, Kdf::Pbkdf2 { c: 16 }, "m/12381/3600/0/0/0").unwrap().to_json()
+    Keystore::encrypt(sk, password, Kdf::Pbkdf2 { c: 16 }, "m/12381/3600/0/0/0")
+        .unwrap()
+        .to_json()
 }
 
 fn token(signer: &TestSigner) -> String {
@@ -26,7 +28,10 @@ fn token(signer: &TestSigner) -> String {
 }
 
 async fn km(signer: &TestSigner, method: reqwest::Method, body: Option<Value>) -> (u16, Value) {
-    let mut req = signer.client.request(method, signer.url("/eth/v1/keystores")).bearer_auth(token(signer));
+    let mut req = signer
+        .client
+        .request(method, signer.url("/eth/v1/keystores"))
+        .bearer_auth(token(signer));
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -52,25 +57,52 @@ fn block(slot: u64, state_root_byte: u8) -> Value {
 }
 
 fn statuses(body: &Value) -> Vec<String> {
-    body["data"].as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap().to_owned()).collect()
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
 async fn auth_is_required_and_the_token_file_is_private() {
     let signer = TestSigner::start(&[], &[]).await;
     let token_file = signer.running.token_file.clone().unwrap();
-    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert_eq!(token(&signer).len(), 64, "256-bit hex token");
 
     let url = signer.url("/eth/v1/keystores");
     let response = signer.client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 401);
     assert!(response.json::<Value>().await.unwrap()["error"].is_string());
-    let response = signer.client.get(&url).bearer_auth("0".repeat(64)).send().await.unwrap();
+    let response = signer
+        .client
+        .get(&url)
+        .bearer_auth("0".repeat(64))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
-    let response = signer.client.delete(&url).bearer_auth("nope").json(&json!({"pubkeys": []})).send().await.unwrap();
+    let response = signer
+        .client
+        .delete(&url)
+        .bearer_auth("nope")
+        .json(&json!({"pubkeys": []}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
-    let response = signer.client.get(&url).header("Authorization", "Basic abc").send().await.unwrap();
+    let response = signer
+        .client
+        .get(&url)
+        .header("Authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     let (status, body) = km(&signer, reqwest::Method::GET, None).await;
     assert_eq!(status, 200);
@@ -82,7 +114,12 @@ async fn auth_is_required_and_the_token_file_is_private() {
 async fn keymanager_can_be_disabled() {
     let signer = TestSigner::start(&[], &["--key-manager-api-enabled", "false"]).await;
     assert!(signer.running.token_file.is_none());
-    let response = signer.client.get(signer.url("/eth/v1/keystores")).send().await.unwrap();
+    let response = signer
+        .client
+        .get(signer.url("/eth/v1/keystores"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     signer.running.shutdown().await;
 }
@@ -95,49 +132,99 @@ async fn import_statuses_persistence_and_restart() {
     let body = json!({
         "keystores": [keystore_json(&a, "pa"), keystore_json(&b, "pb"), keystore_json(&a, "pa"),
                       keystore_json(&external, "px"), "{\"not\": \"a keystore\"}"],
-        "passwords": ["pa", "wrong password", "pa", "px", "x"],
+        "passwords": ["pa", "hunter2-not-it", "pa", "px", "x"],
     });
     let (status, response) = km(&signer, reqwest::Method::POST, Some(body)).await;
     assert_eq!(status, 200, "{response}");
-    assert_eq!(statuses(&response), ["imported", "error", "duplicate", "duplicate", "error"]);
+    assert_eq!(
+        statuses(&response),
+        ["imported", "error", "duplicate", "duplicate", "error"]
+    );
     for d in &response["data"].as_array().unwrap()[..] {
-        assert!(!d["message"].as_str().unwrap_or("").contains("wrong password"), "password echoed: {d}");
+        assert!(
+            !d["message"].as_str().unwrap_or("").contains("hunter2"),
+            "password echoed: {d}"
+        );
     }
 
     // the imported key signs at once and is stored 0600
     let (status, _) = signer.sign(&a.public_key().to_hex(), &block(100, 1)).await;
     assert_eq!(status, 200);
-    let stored = signer.dir.path().join("data/keystores").join(format!("{}.json", a.public_key().to_hex()));
-    assert_eq!(std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(stored.with_extension("txt")).unwrap().permissions().mode() & 0o777, 0o600);
+    let stored = signer
+        .dir
+        .path()
+        .join("data/keystores")
+        .join(format!("{}.json", a.public_key().to_hex()));
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(stored.with_extension("txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 
     let (_, list) = km(&signer, reqwest::Method::GET, None).await;
     let mut listed: Vec<(String, bool)> = list["data"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| (k["validating_pubkey"].as_str().unwrap().to_owned(), k["readonly"].as_bool().unwrap()))
+        .map(|k| {
+            (
+                k["validating_pubkey"].as_str().unwrap().to_owned(),
+                k["readonly"].as_bool().unwrap(),
+            )
+        })
         .collect();
     listed.sort();
-    let mut expected = vec![(a.public_key().to_hex(), false), (external.public_key().to_hex(), true)];
+    let mut expected = vec![
+        (a.public_key().to_hex(), false),
+        (external.public_key().to_hex(), true),
+    ];
     expected.sort();
     assert_eq!(listed, expected);
 
     // malformed requests: 400, nothing changes
-    for bad in [json!({"keystores": [keystore_json(&b, "pb")], "passwords": []}), json!({"keystores": "x"}), json!([])] {
+    for bad in [
+        json!({"keystores": [keystore_json(&b, "pb")], "passwords": []}),
+        json!({"keystores": "x"}),
+        json!([]),
+    ] {
         let (status, body) = km(&signer, reqwest::Method::POST, Some(bad)).await;
         assert_eq!(status, 400, "{body}");
     }
-    let (status, body) = km(&signer, reqwest::Method::POST, Some(json!({"keystores": [], "passwords": []}))).await;
+    let (status, body) = km(
+        &signer,
+        reqwest::Method::POST,
+        Some(json!({"keystores": [], "passwords": []})),
+    )
+    .await;
     assert_eq!((status, body), (200, json!({"data": []})));
 
     // restart on the same data dir: the imported key comes back
     let data = signer.dir.path().join("data");
     signer.running.shutdown().await;
-    let args = common::run_args(&["--data-dir", data.to_str().unwrap(), "--http-listen-port", "0", "--metrics-enabled", "false"]);
+    let args = common::run_args(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--http-listen-port",
+        "0",
+        "--metrics-enabled",
+        "false",
+    ]);
     let running = ferrosigner::start(args).await.unwrap();
     running.wait_keys_loaded().await;
-    assert!(running.signer.keys().get(a.public_key().as_bytes()).is_some());
+    assert!(
+        running
+            .signer
+            .keys()
+            .get(a.public_key().as_bytes())
+            .is_some()
+    );
     assert_eq!(running.signer.keys().len(), 1);
     running.shutdown().await;
 }
@@ -157,7 +244,14 @@ async fn a_bad_interchange_fails_the_whole_import() {
     }
     let (_, list) = km(&signer, reqwest::Method::GET, None).await;
     assert_eq!(list, json!({"data": []}));
-    assert!(!signer.dir.path().join("data/keystores").join(format!("{}.json", a.public_key().to_hex())).exists());
+    assert!(
+        !signer
+            .dir
+            .path()
+            .join("data/keystores")
+            .join(format!("{}.json", a.public_key().to_hex()))
+            .exists()
+    );
     let (status, _) = signer.sign(&a.public_key().to_hex(), &block(5, 1)).await;
     assert_eq!(status, 404);
     signer.running.shutdown().await;
@@ -169,7 +263,12 @@ async fn delete_export_reimport_keeps_protection() {
     let signer = TestSigner::start(std::slice::from_ref(&external), &[]).await;
     let a = key(6);
     let pk = a.public_key().to_hex();
-    let (_, r) = km(&signer, reqwest::Method::POST, Some(json!({"keystores": [keystore_json(&a, "p")], "passwords": ["p"]}))).await;
+    let (_, r) = km(
+        &signer,
+        reqwest::Method::POST,
+        Some(json!({"keystores": [keystore_json(&a, "p")], "passwords": ["p"]})),
+    )
+    .await;
     assert_eq!(statuses(&r), ["imported"]);
     assert_eq!(signer.sign(&pk, &block(1000, 1)).await.0, 200);
 
@@ -182,7 +281,8 @@ async fn delete_export_reimport_keeps_protection() {
     .await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(statuses(&r), ["deleted", "not_found", "error", "error"]);
-    let exported: Value = serde_json::from_str(r["slashing_protection"].as_str().expect("a JSON string")).unwrap();
+    let exported: Value =
+        serde_json::from_str(r["slashing_protection"].as_str().expect("a JSON string")).unwrap();
     assert_eq!(exported["metadata"]["interchange_format_version"], "5");
     let data = exported["data"].as_array().unwrap();
     assert_eq!(data.len(), 1);
@@ -191,9 +291,28 @@ async fn delete_export_reimport_keeps_protection() {
 
     // gone: no signing, no files; deleting again reports its history
     assert_eq!(signer.sign(&pk, &block(1001, 1)).await.0, 404);
-    assert!(!signer.dir.path().join("data/keystores").join(format!("{pk}.json")).exists());
-    assert!(!signer.dir.path().join("data/keystores").join(format!("{pk}.txt")).exists());
-    let (_, r) = km(&signer, reqwest::Method::DELETE, Some(json!({"pubkeys": [pk]}))).await;
+    assert!(
+        !signer
+            .dir
+            .path()
+            .join("data/keystores")
+            .join(format!("{pk}.json"))
+            .exists()
+    );
+    assert!(
+        !signer
+            .dir
+            .path()
+            .join("data/keystores")
+            .join(format!("{pk}.txt"))
+            .exists()
+    );
+    let (_, r) = km(
+        &signer,
+        reqwest::Method::DELETE,
+        Some(json!({"pubkeys": [pk]})),
+    )
+    .await;
     assert_eq!(statuses(&r), ["not_active"]);
 
     // re-import into a fresh signer (fresh database) with the exported history: the slashable block is refused
@@ -207,17 +326,34 @@ async fn delete_export_reimport_keeps_protection() {
     assert_eq!(fresh.sign(&pk, &block(1001, 9)).await.0, 200);
 
     // and re-importing into the original signer re-enables the key with its history intact
-    let (_, r) = km(&signer, reqwest::Method::POST, Some(json!({"keystores": [keystore_json(&a, "p")], "passwords": ["p"]}))).await;
+    let (_, r) = km(
+        &signer,
+        reqwest::Method::POST,
+        Some(json!({"keystores": [keystore_json(&a, "p")], "passwords": ["p"]})),
+    )
+    .await;
     assert_eq!(statuses(&r), ["imported"]);
     assert_eq!(signer.sign(&pk, &block(1000, 9)).await.0, 412);
     assert_eq!(signer.sign(&pk, &block(1002, 9)).await.0, 200);
 
     // a deleted key stays gone after a restart
-    let (_, r) = km(&signer, reqwest::Method::DELETE, Some(json!({"pubkeys": [pk]}))).await;
+    let (_, r) = km(
+        &signer,
+        reqwest::Method::DELETE,
+        Some(json!({"pubkeys": [pk]})),
+    )
+    .await;
     assert_eq!(statuses(&r), ["deleted"]);
     let data_dir = signer.dir.path().join("data");
     signer.running.shutdown().await;
-    let args = common::run_args(&["--data-dir", data_dir.to_str().unwrap(), "--http-listen-port", "0", "--metrics-enabled", "false"]);
+    let args = common::run_args(&[
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--http-listen-port",
+        "0",
+        "--metrics-enabled",
+        "false",
+    ]);
     let running = ferrosigner::start(args).await.unwrap();
     running.wait_keys_loaded().await;
     assert!(running.signer.keys().is_empty());
@@ -233,14 +369,26 @@ async fn signing_continues_during_a_large_import() {
     let imports: Vec<SecretKey> = (20..23).map(key).collect();
     let keystores: Vec<String> = imports
         .iter()
-        .map(|k| Keystore::encrypt(k, "p", Kdf::Scrypt { log2_n: 18 }, "").unwrap().to_json())
+        .map(|k| {
+            Keystore::encrypt(k, "p", Kdf::Scrypt { log2_n: 18 }, "")
+                .unwrap()
+                .to_json()
+        })
         .collect();
     let body = json!({"keystores": keystores, "passwords": vec!["p"; imports.len()]});
     let import = {
         let client = signer.client.clone();
         let url = signer.url("/eth/v1/keystores");
         let token = token(&signer);
-        tokio::spawn(async move { client.post(url).bearer_auth(token).json(&body).send().await.unwrap() })
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        })
     };
     let pk = signer_key.public_key().to_hex();
     let mut signed_during_import = 0;
@@ -257,19 +405,39 @@ async fn signing_continues_during_a_large_import() {
     assert_eq!(response.status(), 200);
     let r: Value = response.json().await.unwrap();
     assert_eq!(statuses(&r), ["imported", "imported", "imported"]);
-    assert!(signed_during_import >= 5, "signing stalled during the import: {signed_during_import} signatures");
+    assert!(
+        signed_during_import >= 5,
+        "signing stalled during the import: {signed_during_import} signatures"
+    );
     signer.running.shutdown().await;
 }
 
 fn write_external(dir: &Path, name: &str, sk: &SecretKey) {
-    std::fs::write(dir.join(format!("{name}.json")), keystore_json(sk, "test password")).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        keystore_json(sk, "test password"),
+    )
+    .unwrap();
 }
 
 async fn reload_and_wait(signer: &TestSigner) -> Value {
-    let response = signer.client.post(signer.url("/reload")).send().await.unwrap();
+    let response = signer
+        .client
+        .post(signer.url("/reload"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     for _ in 0..500 {
-        let status: Value = signer.client.get(signer.url("/reload")).send().await.unwrap().json().await.unwrap();
+        let status: Value = signer
+            .client
+            .get(signer.url("/reload"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if status["status"] != "running" {
             return status;
         }
@@ -282,7 +450,15 @@ async fn reload_and_wait(signer: &TestSigner) -> Value {
 async fn reload_adds_and_drops_external_keys() {
     let first = key(9);
     let signer = TestSigner::start(std::slice::from_ref(&first), &[]).await;
-    let idle: Value = signer.client.get(signer.url("/reload")).send().await.unwrap().json().await.unwrap();
+    let idle: Value = signer
+        .client
+        .get(signer.url("/reload"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(idle["status"], "idle");
     let dir = signer.dir.path().join("keys");
     let second = key(10);
@@ -290,16 +466,41 @@ async fn reload_adds_and_drops_external_keys() {
     let status = reload_and_wait(&signer).await;
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(status["added"], 1);
-    assert!(signer.running.signer.keys().get(second.public_key().as_bytes()).is_some());
+    assert!(
+        signer
+            .running
+            .signer
+            .keys()
+            .get(second.public_key().as_bytes())
+            .is_some()
+    );
 
     std::fs::remove_file(dir.join("keystore-0.json")).unwrap();
     std::fs::write(dir.join("broken.json"), "{").unwrap();
     let status = reload_and_wait(&signer).await;
     assert_eq!(status["status"], "completed_with_errors", "{status}");
     assert_eq!(status["removed"], 1);
-    assert!(status["lastError"].as_str().unwrap().contains("broken.json"));
-    assert!(signer.running.signer.keys().get(first.public_key().as_bytes()).is_none());
-    assert_eq!(signer.sign(&first.public_key().to_hex(), &block(1, 1)).await.0, 404);
+    assert!(
+        status["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("broken.json")
+    );
+    assert!(
+        signer
+            .running
+            .signer
+            .keys()
+            .get(first.public_key().as_bytes())
+            .is_none()
+    );
+    assert_eq!(
+        signer
+            .sign(&first.public_key().to_hex(), &block(1, 1))
+            .await
+            .0,
+        404
+    );
     signer.running.shutdown().await;
 }
 
@@ -314,11 +515,18 @@ async fn healthcheck_is_down_until_keys_are_loaded() {
     }
     std::fs::write(dir.path().join("pw"), "p").unwrap();
     let args = common::run_args(&[
-        "--data-dir", dir.path().join("data").to_str().unwrap(),
-        "--http-listen-port", "0", "--metrics-enabled", "false",
-        "--keystores-path", keys.to_str().unwrap(),
-        "--keystores-password-file", dir.path().join("pw").to_str().unwrap(),
-        "--signing-threads", "1",
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--http-listen-port",
+        "0",
+        "--metrics-enabled",
+        "false",
+        "--keystores-path",
+        keys.to_str().unwrap(),
+        "--keystores-password-file",
+        dir.path().join("pw").to_str().unwrap(),
+        "--signing-threads",
+        "1",
     ]);
     let running = ferrosigner::start(args).await.unwrap();
     let client = reqwest::Client::new();
@@ -330,7 +538,11 @@ async fn healthcheck_is_down_until_keys_are_loaded() {
     assert_eq!(body["outcome"], "DOWN");
     // a key not loaded yet gets 503, not 404
     let sign = client
-        .post(format!("http://{}/api/v1/eth2/sign/{}", running.http_addr, key(30).public_key().to_hex()))
+        .post(format!(
+            "http://{}/api/v1/eth2/sign/{}",
+            running.http_addr,
+            key(30).public_key().to_hex()
+        ))
         .json(&block(1, 1))
         .send()
         .await
@@ -340,4 +552,35 @@ async fn healthcheck_is_down_until_keys_are_loaded() {
     let response = client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     running.shutdown().await;
+}
+
+#[tokio::test]
+async fn deleting_a_key_that_never_signed_exports_an_empty_history() {
+    let signer = TestSigner::start(&[], &[]).await;
+    let a = key(40);
+    let (_, r) = km(
+        &signer,
+        reqwest::Method::POST,
+        Some(json!({"keystores": [keystore_json(&a, "p")], "passwords": ["p"]})),
+    )
+    .await;
+    assert_eq!(statuses(&r), ["imported"]);
+    let (status, r) = km(
+        &signer,
+        reqwest::Method::DELETE,
+        Some(json!({"pubkeys": [a.public_key().to_hex()]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(statuses(&r), ["deleted"]);
+    let exported: Value = serde_json::from_str(r["slashing_protection"].as_str().unwrap()).unwrap();
+    assert_eq!(exported["metadata"]["interchange_format_version"], "5");
+    assert!(
+        exported["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["signed_blocks"].as_array().is_none_or(|b| b.is_empty()))
+    );
+    signer.running.shutdown().await;
 }

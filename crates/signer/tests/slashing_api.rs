@@ -64,7 +64,12 @@ async fn post(client: &reqwest::Client, base: &str, pubkey: &str, body: &Value) 
 }
 
 /// Sends every body at once and returns the statuses in order.
-async fn race(client: &reqwest::Client, bases: &[String], pubkey: &str, bodies: Vec<Value>) -> Vec<u16> {
+async fn race(
+    client: &reqwest::Client,
+    bases: &[String],
+    pubkey: &str,
+    bodies: Vec<Value>,
+) -> Vec<u16> {
     let tasks: Vec<_> = bodies
         .into_iter()
         .enumerate()
@@ -93,20 +98,45 @@ async fn races_for_one_key_sign_exactly_one_conflicting_message() {
     let pk = key().public_key().to_hex();
 
     // 32 conflicting proposals for one slot: exactly one signs
-    let statuses = race(&signer.client, &base, &pk, (0..32).map(|i| block(500, i)).collect()).await;
+    let statuses = race(
+        &signer.client,
+        &base,
+        &pk,
+        (0..32).map(|i| block(500, i)).collect(),
+    )
+    .await;
     assert_eq!(count(&statuses, 200), 1, "{statuses:?}");
     assert_eq!(count(&statuses, 412), 31, "{statuses:?}");
     // 32 identical proposals for another slot: all sign (same data signs again)
-    let statuses = race(&signer.client, &base, &pk, (0..32).map(|_| block(501, 7)).collect()).await;
+    let statuses = race(
+        &signer.client,
+        &base,
+        &pk,
+        (0..32).map(|_| block(501, 7)).collect(),
+    )
+    .await;
     assert_eq!(count(&statuses, 200), 32, "{statuses:?}");
     // 32 double votes for one target: exactly one signs
-    let statuses = race(&signer.client, &base, &pk, (0..32).map(|i| attestation(10, 11, i)).collect()).await;
+    let statuses = race(
+        &signer.client,
+        &base,
+        &pk,
+        (0..32).map(|i| attestation(10, 11, i)).collect(),
+    )
+    .await;
     assert_eq!(count(&statuses, 200), 1, "{statuses:?}");
     // surround votes racing each other (9→13 surrounds 10→12; 11→12 ... ) : no pair of signed votes is slashable
-    let bodies: Vec<Value> = (0..16).map(|i| attestation(12 - (i % 3), 14 + (i % 4), 1)).collect();
+    let bodies: Vec<Value> = (0..16)
+        .map(|i| attestation(12 - (i % 3), 14 + (i % 4), 1))
+        .collect();
     let votes: Vec<(u64, u64)> = (0..16).map(|i| (12 - (i % 3), 14 + (i % 4))).collect();
     let statuses = race(&signer.client, &base, &pk, bodies).await;
-    let signed: Vec<(u64, u64)> = votes.iter().zip(&statuses).filter(|(_, s)| **s == 200).map(|(v, _)| *v).collect();
+    let signed: Vec<(u64, u64)> = votes
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, s)| **s == 200)
+        .map(|(v, _)| *v)
+        .collect();
     assert!(!signed.is_empty());
     for (i, a) in signed.iter().enumerate() {
         for b in &signed[i + 1..] {
@@ -115,10 +145,20 @@ async fn races_for_one_key_sign_exactly_one_conflicting_message() {
             assert!(!double && !surround, "slashable pair signed: {a:?} {b:?}");
         }
     }
+    // slots the database cannot store (2^63 and above) are a client error, never a 500
+    let (status, body) = post(&signer.client, &base[0], &pk, &block(u64::MAX, 1)).await;
+    assert_eq!(status, 400, "{body}");
     // a refused request leaves no record: the refused roots still conflict, the signed one still signs
     let (status, body) = post(&signer.client, &base[0], &pk, &block(500, 200)).await;
     assert_eq!(status, 412);
-    assert!(body["error"].as_str().unwrap().to_lowercase().contains("slashing"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("slashing"),
+        "{body}"
+    );
     signer.running.shutdown().await;
 }
 
@@ -128,18 +168,34 @@ async fn slashing_protection_off_is_explicit() {
     let pk = key().public_key().to_hex();
     assert_eq!(signer.sign(&pk, &block(9, 1)).await.0, 200);
     assert_eq!(signer.sign(&pk, &block(9, 2)).await.0, 200);
-    assert!(!signer.dir.path().join("data/slashing-protection.sqlite").exists());
+    assert!(
+        !signer
+            .dir
+            .path()
+            .join("data/slashing-protection.sqlite")
+            .exists()
+    );
     signer.running.shutdown().await;
 }
 
 /// The real binary, started on a free port; returns the child and its base URL.
-fn spawn_binary(data_dir: &Path, keys: &Path, password_file: &Path, extra: &[&str]) -> (Child, String) {
+fn spawn_binary(
+    data_dir: &Path,
+    keys: &Path,
+    password_file: &Path,
+    extra: &[&str],
+) -> (Child, String) {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosigner"));
     cmd.arg("run")
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--http-listen-port", &port.to_string(), "--metrics-enabled", "false"])
+        .args([
+            "--http-listen-port",
+            &port.to_string(),
+            "--metrics-enabled",
+            "false",
+        ])
         .arg("--keystores-path")
         .arg(keys)
         .arg("--keystores-password-file")
@@ -152,7 +208,11 @@ fn spawn_binary(data_dir: &Path, keys: &Path, password_file: &Path, extra: &[&st
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_up(client: &reqwest::Client, base: &str) {
@@ -214,16 +274,29 @@ async fn sigkill_under_load_loses_no_record_of_a_returned_signature() {
     }
     let mut returned: HashMap<u64, u8> = HashMap::new();
     while let Ok((target, root)) = rx.try_recv() {
-        assert!(returned.insert(target, root).is_none(), "two signatures returned for target {target}");
+        assert!(
+            returned.insert(target, root).is_none(),
+            "two signatures returned for target {target}"
+        );
     }
-    assert!(returned.len() > 10, "too little load before the kill: {}", returned.len());
+    assert!(
+        returned.len() > 10,
+        "too little load before the kill: {}",
+        returned.len()
+    );
 
     // restart: every returned signature has its record, so a conflicting vote at that target is refused
     let (mut child, base) = spawn_binary(&data, &keys, &password_file, &[]);
     wait_up(&client, &base).await;
     let mut checked = 0;
     for (&target, &root) in returned.iter().take(200) {
-        let (status, body) = post(&client, &base, &pk, &attestation(target - 1, target, root + 10)).await;
+        let (status, body) = post(
+            &client,
+            &base,
+            &pk,
+            &attestation(target - 1, target, root + 10),
+        )
+        .await;
         assert_eq!(status, 412, "target {target} lost its record: {body}");
         let (status, _) = post(&client, &base, &pk, &attestation(target - 1, target, root)).await;
         assert_eq!(status, 200, "same data at target {target} must sign again");
@@ -237,8 +310,8 @@ async fn sigkill_under_load_loses_no_record_of_a_returned_signature() {
 /// A fresh PostgreSQL database for this test, or `None` (with a loud notice) when PostgreSQL is unavailable
 /// outside CI. Under `CI=true` a missing PostgreSQL fails the test.
 async fn fresh_postgres_db() -> Option<String> {
-    let admin_url =
-        std::env::var("FERROSIGNER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin_url = std::env::var("FERROSIGNER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let connected = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await;
     let (client, connection) = match connected {
         Ok(c) => c,
@@ -254,14 +327,19 @@ async fn fresh_postgres_db() -> Option<String> {
     let mut suffix = [0u8; 6];
     getrandom::fill(&mut suffix).unwrap();
     let name = format!("fs_signer_test_{}", hex::encode(suffix));
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     Some(format!("{base}/{name}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_on_one_postgres_never_both_sign() {
-    let Some(url) = fresh_postgres_db().await else { return };
+    let Some(url) = fresh_postgres_db().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     let password_file = common::write_keystores(&keys, &[key()], "pw");
@@ -274,10 +352,24 @@ async fn two_processes_on_one_postgres_never_both_sign() {
     let bases = vec![base_a, base_b];
     let pk = key().public_key().to_hex();
     for round in 0..5u64 {
-        let statuses = race(&client, &bases, &pk, (0..24).map(|i| block(1000 + round, i)).collect()).await;
+        let statuses = race(
+            &client,
+            &bases,
+            &pk,
+            (0..24).map(|i| block(1000 + round, i)).collect(),
+        )
+        .await;
         assert_eq!(count(&statuses, 200), 1, "round {round}: {statuses:?}");
         assert_eq!(count(&statuses, 412), 23, "round {round}: {statuses:?}");
-        let statuses = race(&client, &bases, &pk, (0..24).map(|i| attestation(round * 2, round * 2 + 1, i)).collect()).await;
+        let statuses = race(
+            &client,
+            &bases,
+            &pk,
+            (0..24)
+                .map(|i| attestation(round * 2, round * 2 + 1, i))
+                .collect(),
+        )
+        .await;
         assert_eq!(count(&statuses, 200), 1, "round {round}: {statuses:?}");
     }
     a.kill().unwrap();

@@ -53,7 +53,13 @@ async fn sign(
 }
 
 async fn public_keys(State(state): State<AppState>) -> Response {
-    let keys: Vec<String> = state.signer.keys().list().iter().map(|k| k.public.to_hex()).collect();
+    let keys: Vec<String> = state
+        .signer
+        .keys()
+        .list()
+        .iter()
+        .map(|k| k.public.to_hex())
+        .collect();
     axum::Json(keys).into_response()
 }
 
@@ -63,7 +69,8 @@ async fn high_watermark(State(state): State<AppState>) -> Response {
     };
     match db.high_watermark().await {
         Ok(Some((epoch, slot))) => {
-            axum::Json(serde_json::json!({ "epoch": epoch.to_string(), "slot": slot.to_string() })).into_response()
+            axum::Json(serde_json::json!({ "epoch": epoch.to_string(), "slot": slot.to_string() }))
+                .into_response()
         }
         Ok(None) => axum::Json(serde_json::json!({})).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),

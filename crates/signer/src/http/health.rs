@@ -13,7 +13,9 @@ use serde_json::json;
 use super::{AppState, TEXT_PLAIN, accepts_only_json};
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/upcheck", get(upcheck)).route("/healthcheck", get(healthcheck))
+    Router::new()
+        .route("/upcheck", get(upcheck))
+        .route("/healthcheck", get(healthcheck))
 }
 
 async fn upcheck(headers: HeaderMap) -> Response {
@@ -38,7 +40,10 @@ async fn healthcheck(State(state): State<AppState>) -> Response {
         "data": { "keys-loaded": signer.keys().len(), "error-count": load.errors, "loading": !keys_ready },
     });
     let (db_ok, db_check) = match signer.slashing() {
-        None => (true, json!({ "id": "slashing-protection-db-health-check", "status": "UP", "data": { "enabled": false } })),
+        None => (
+            true,
+            json!({ "id": "slashing-protection-db-health-check", "status": "UP", "data": { "enabled": false } }),
+        ),
         Some(db) => {
             let result = tokio::time::timeout(std::time::Duration::from_secs(3), db.health()).await;
             let error = match result {
@@ -59,6 +64,10 @@ async fn healthcheck(State(state): State<AppState>) -> Response {
         "checks": [ { "id": "default-check", "status": "UP" }, keys_check, db_check ],
         "outcome": up(ok),
     });
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(body)).into_response()
 }

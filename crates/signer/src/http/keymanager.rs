@@ -47,16 +47,28 @@ pub fn reload_routes(manager: Arc<KeyManager>) -> Router {
 }
 
 /// 401 without a bearer token, 403 with a wrong one (Keymanager API spec), JSON bodies.
-async fn require_token(State(state): State<KeymanagerState>, request: Request, next: Next) -> Response {
+async fn require_token(
+    State(state): State<KeymanagerState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match presented {
-        None => error(StatusCode::UNAUTHORIZED, "missing bearer token: send `Authorization: Bearer <token>`"),
-        Some(token) if bool::from(token.as_bytes().ct_eq(state.token.as_bytes())) => next.run(request).await,
+        None => error(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token: send `Authorization: Bearer <token>`",
+        ),
+        Some(token) if bool::from(token.as_bytes().ct_eq(state.token.as_bytes())) => {
+            next.run(request).await
+        }
         Some(_) => error(StatusCode::FORBIDDEN, "invalid bearer token"),
     }
 }
@@ -73,20 +85,34 @@ struct ImportRequest {
     slashing_protection: Option<String>,
 }
 
-async fn import(State(state): State<KeymanagerState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn import(
+    State(state): State<KeymanagerState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
     let request: ImportRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid import request: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid import request: {e}"),
+            );
+        }
     };
     let passwords = request.passwords.into_iter().map(Zeroizing::new).collect();
-    match state.manager.import(request.keystores, passwords, request.slashing_protection).await {
+    match state
+        .manager
+        .import(request.keystores, passwords, request.slashing_protection)
+        .await
+    {
         Ok(statuses) => axum::Json(json!({ "data": statuses })).into_response(),
         Err(KeymanagerError::BadRequest(e)) => error(StatusCode::BAD_REQUEST, e),
-        Err(e @ KeymanagerError::Database(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ KeymanagerError::Database(_)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
     }
 }
 
@@ -95,14 +121,22 @@ struct DeleteRequest {
     pubkeys: Vec<String>,
 }
 
-async fn delete(State(state): State<KeymanagerState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn delete(
+    State(state): State<KeymanagerState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
     let request: DeleteRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid delete request: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid delete request: {e}"),
+            );
+        }
     };
     let (statuses, interchange) = state.manager.delete(&request.pubkeys).await;
     axum::Json(json!({ "data": statuses, "slashing_protection": interchange })).into_response()
@@ -110,7 +144,11 @@ async fn delete(State(state): State<KeymanagerState>, body: Result<Bytes, BytesR
 
 async fn reload(State(manager): State<Arc<KeyManager>>) -> Response {
     if manager.start_reload() {
-        (StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "message": "reload started" }))).into_response()
+        (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "status": "accepted", "message": "reload started" })),
+        )
+            .into_response()
     } else {
         error(StatusCode::CONFLICT, "a reload is already running")
     }

@@ -54,7 +54,10 @@ pub fn metrics_router(signer: Arc<Signer>) -> Router {
             let signer = signer.clone();
             async move {
                 (
-                    [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
                     signer.metrics().encode(),
                 )
             }
@@ -68,12 +71,18 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// A JSON error response `{"error": message}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": message.into() })),
+    )
+        .into_response()
 }
 
 /// Whether the client's `Accept` header takes JSON: any entry `application/json` or `*/*`.
@@ -100,7 +109,13 @@ fn media_types(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|item| item.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|item| {
+            item.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
 /// `text/plain; charset=utf-8`.

@@ -31,7 +31,13 @@ pub fn secret(hex_key: &str) -> SecretKey {
 pub fn write_keystores(dir: &Path, secrets: &[SecretKey], password: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     for (i, sk) in secrets.iter().enumerate() {
-        let ks = Keystore::encrypt(sk, password, Kdf::Pbkdf2 { c: 16 }, &format!("m/12381/3600/{i}/0/0")).unwrap();
+        let ks = Keystore::encrypt(
+            sk,
+            password,
+            Kdf::Pbkdf2 { c: 16 },
+            &format!("m/12381/3600/{i}/0/0"),
+        )
+        .unwrap();
         std::fs::write(dir.join(format!("keystore-{i}.json")), ks.to_json()).unwrap();
     }
     let password_file = dir.parent().unwrap().join("password.txt");
@@ -77,8 +83,17 @@ impl TestSigner {
         ];
         args.extend_from_slice(extra);
         let running = ferrosigner::start(run_args(&args)).await.unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(30), running.wait_keys_loaded()).await.unwrap();
-        TestSigner { running, dir, client: reqwest::Client::new() }
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            running.wait_keys_loaded(),
+        )
+        .await
+        .unwrap();
+        TestSigner {
+            running,
+            dir,
+            client: reqwest::Client::new(),
+        }
     }
 
     /// `http://127.0.0.1:port` + path.
@@ -97,10 +112,19 @@ impl TestSigner {
             .await
             .unwrap();
         let status = response.status().as_u16();
-        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
         let text = response.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
-        assert!(content_type.unwrap_or_default().starts_with("application/json"), "status {status}");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
+        assert!(
+            content_type
+                .unwrap_or_default()
+                .starts_with("application/json"),
+            "status {status}"
+        );
         (status, json)
     }
 }
