@@ -106,6 +106,12 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_DB_URL")]
     pub slashing_protection_db_url: Option<String>,
 
+    /// Keep the decrypted keys in one encrypted cache file (`<data-dir>/key-cache.bin`, sealed with the
+    /// strongest KDF of the keystores and all their passwords) so a restart costs one KDF instead of one per
+    /// keystore. `false` removes the file.
+    #[arg(long, env = "FERROSIGNER_KEY_CACHE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub key_cache_enabled: bool,
+
     /// Serve the Keymanager API (`/eth/v1/keystores`), always behind a bearer token.
     #[arg(long, env = "FERROSIGNER_KEY_MANAGER_API_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub key_manager_api_enabled: bool,

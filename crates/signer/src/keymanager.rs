@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::key_cache::CacheMaterial;
 use crate::keys::{KeyEntry, KeySource};
 use crate::loader::{self, Passwords};
 use crate::signing::Signer;
@@ -85,16 +86,22 @@ pub struct KeyManager {
     external: Option<(PathBuf, Passwords)>,
     lock: tokio::sync::Mutex<()>,
     reload: Mutex<ReloadStatus>,
+    cache_file: Option<PathBuf>,
+    cache_writer: Arc<Mutex<()>>,
 }
 
 impl KeyManager {
-    /// A key manager storing imported keys under `data_dir/keystores`.
+    /// A key manager storing imported keys under `data_dir/keystores`, keeping the key cache at `cache_file`
+    /// (none: no cache).
     pub fn new(
         signer: Arc<Signer>,
         data_dir: &Path,
         external: Option<(PathBuf, Passwords)>,
+        cache_file: Option<PathBuf>,
     ) -> Self {
         Self {
+            cache_file,
+            cache_writer: Arc::default(),
             signer,
             managed_dir: data_dir.join("keystores"),
             external,
@@ -107,6 +114,39 @@ impl KeyManager {
                 removed: 0,
             }),
         }
+    }
+
+    /// The signing service.
+    pub fn signer(&self) -> &Arc<Signer> {
+        &self.signer
+    }
+
+    /// The key cache file, when the cache is enabled.
+    pub fn cache_file(&self) -> Option<&Path> {
+        self.cache_file.as_deref()
+    }
+
+    /// Rewrites the key cache from the loaded keys, in the background at lowered priority (one KDF run).
+    /// Writes are serialised; each one seals the registry as it is when the write starts.
+    pub fn refresh_key_cache(&self) {
+        let Some(path) = self.cache_file.clone() else {
+            return;
+        };
+        let signer = self.signer.clone();
+        let writer = self.cache_writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = writer.lock().unwrap_or_else(|e| e.into_inner());
+            lower_thread_priority();
+            let started = std::time::Instant::now();
+            match crate::key_cache::write(&path, &signer.keys().list()) {
+                Ok(()) => tracing::info!(
+                    cache = %path.display(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "key cache written"
+                ),
+                Err(e) => tracing::warn!(cache = %path.display(), "key cache not written: {e}"),
+            }
+        });
     }
 
     /// Every loaded key.
@@ -234,6 +274,9 @@ impl KeyManager {
             .metrics()
             .keys_loaded
             .set(self.signer.keys().len() as i64);
+        if statuses.iter().any(|s| s.status == "imported") {
+            self.refresh_key_cache();
+        }
         Ok(statuses)
     }
 
@@ -245,6 +288,9 @@ impl KeyManager {
         for text in pubkeys {
             let status = self.delete_one(text, &mut export).await;
             statuses.push(status);
+        }
+        if statuses.iter().any(|s| s.status == "deleted") {
+            self.refresh_key_cache();
         }
         let interchange = match self.signer.slashing() {
             Some(db) => match db.export_interchange(Some(&export)).await {
@@ -412,8 +458,8 @@ impl KeyManager {
             .into_iter()
             .filter(|j| !loaded.contains(&j.file))
             .collect();
-        let outcome = tokio::task::spawn_blocking(move || {
-            loader::load_all(&new_jobs, background_parallelism(), &|_, _| {})
+        let (outcome, _) = tokio::task::spawn_blocking(move || {
+            loader::load_all(&new_jobs, background_parallelism(), None, &|_, _| {})
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -435,6 +481,9 @@ impl KeyManager {
             .metrics()
             .keys_loaded
             .set(self.signer.keys().len() as i64);
+        if added > 0 || removed > 0 {
+            self.refresh_key_cache();
+        }
         tracing::info!(added, removed, errors = errors.len(), "reload finished");
         Ok((added, removed, errors))
     }
@@ -480,6 +529,12 @@ fn decrypt_batch(jobs: Vec<(String, Zeroizing<String>)>) -> Vec<Result<Decrypted
             source: KeySource::Managed {
                 keystore: PathBuf::new(),
             },
+            // The stored file holds exactly these bytes, so the fingerprint matches at the next start.
+            cache: Some(CacheMaterial {
+                fingerprint: crate::key_cache::fingerprint(json.as_bytes()),
+                password: password.clone(),
+                kdf: keystore.kdf(),
+            }),
         };
         Ok(Decrypted {
             entry,

@@ -6,6 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use ferrosigner_bls::{PUBLIC_KEY_LEN, PublicKey, SecretKey};
 
+use crate::key_cache::CacheMaterial;
+
 /// Where a key came from, which decides whether the Keymanager API may delete it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
@@ -46,6 +48,8 @@ pub struct KeyEntry {
     pub derivation_path: String,
     /// Where it came from.
     pub source: KeySource,
+    /// What the key cache needs to hold this key (absent for keys that are not cached).
+    pub cache: Option<CacheMaterial>,
 }
 
 /// The loaded keys, looked up by compressed public key bytes (no curve check on the hot path).

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod http;
+pub mod key_cache;
 pub mod keymanager;
 pub mod keys;
 pub mod loader;
@@ -209,7 +210,17 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         (Some(dir), Some(passwords)) => Some((dir.clone(), passwords)),
         _ => None,
     };
-    let manager = Arc::new(KeyManager::new(signer.clone(), &args.data_dir, external));
+    let cache_file = args.data_dir.join("key-cache.bin");
+    if !args.key_cache_enabled {
+        key_cache::remove(&cache_file).map_err(anyhow::Error::msg)?;
+    }
+    let cache_file = args.key_cache_enabled.then_some(cache_file);
+    let manager = Arc::new(KeyManager::new(
+        signer.clone(),
+        &args.data_dir,
+        external,
+        cache_file,
+    ));
     let keymanager = token
         .as_ref()
         .map(|(_, token)| http::keymanager::KeymanagerState {
@@ -250,7 +261,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     };
     tracing::info!(%http_addr, ?metrics_addr, network = signer.network().name(), "listening");
 
-    let loading = tokio::spawn(load_keys(signer.clone(), jobs));
+    let loading = tokio::spawn(load_keys(manager.clone(), jobs));
     Ok(Running {
         http_addr,
         metrics_addr,
@@ -267,8 +278,10 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Decrypts the start-up keystores off the async workers, registers them, and marks the signer ready.
-async fn load_keys(signer: Arc<Signer>, jobs: Vec<Job>) {
+/// Decrypts the start-up keystores off the async workers (from the key cache where it is current),
+/// registers them, marks the signer ready, then rewrites the key cache if it was stale.
+async fn load_keys(manager: Arc<KeyManager>, jobs: Vec<Job>) {
+    let signer = manager.signer().clone();
     let total = jobs.len();
     signer.update_load_report(|r| {
         *r = loader::LoadReport {
@@ -280,9 +293,10 @@ async fn load_keys(signer: Arc<Signer>, jobs: Vec<Job>) {
     tracing::info!(keystores = total, parallelism, "loading keys");
     let started = std::time::Instant::now();
     let task_signer = signer.clone();
+    let cache_file = manager.cache_file().map(Path::to_path_buf);
     let outcome = tokio::task::spawn_blocking(move || {
         let step = (total / 20).max(1);
-        loader::load_all(&jobs, parallelism, &|done, total| {
+        loader::load_all(&jobs, parallelism, cache_file.as_deref(), &|done, total| {
             task_signer.update_load_report(|r| r.done = done);
             if done % step == 0 || done == total {
                 tracing::info!(done, total, "loading keys");
@@ -290,7 +304,7 @@ async fn load_keys(signer: Arc<Signer>, jobs: Vec<Job>) {
         })
     })
     .await;
-    let outcome = match outcome {
+    let (outcome, cache_use) = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::error!("key loading stopped: {e}");
@@ -311,6 +325,7 @@ async fn load_keys(signer: Arc<Signer>, jobs: Vec<Job>) {
     signer.update_load_report(|r| {
         r.done = total;
         r.errors = outcome.failed.len();
+        r.from_cache = cache_use.hits;
         r.failures = outcome.failed;
     });
     signer.set_keys_ready();
@@ -318,9 +333,14 @@ async fn load_keys(signer: Arc<Signer>, jobs: Vec<Job>) {
         loaded,
         failed = signer.load_report().errors,
         duplicates,
+        from_cache = cache_use.hits,
+        decrypted = cache_use.decrypted,
         seconds = started.elapsed().as_secs_f64(),
         "keys loaded"
     );
+    if cache_use.stale {
+        manager.refresh_key_cache();
+    }
 }
 
 /// Reads the Keymanager token from `file`; when `create` and the file does not exist, writes a new random

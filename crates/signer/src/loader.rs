@@ -1,15 +1,20 @@
 //! Finding keystores on disk and decrypting them in parallel with memory bounded.
 //!
 //! scrypt with the EIP-2335 default parameters needs 256 MiB per decryption, so the number of decryptions
-//! running at once is the smaller of the core count and what the available memory allows.
+//! running at once is the smaller of the core count and what the available memory allows. Keys whose
+//! keystore is unchanged since the key cache was written come from the cache instead.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::collections::HashMap;
+
+use ferrosigner_bls::SecretKey;
 use ferrosigner_keystore::Keystore;
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
+use crate::key_cache::{self, CacheMaterial};
 use crate::keys::{KeyEntry, KeySource};
 
 /// Where the password of each keystore in a directory comes from.
@@ -133,19 +138,37 @@ fn stem(file: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Decrypts one keystore file with its password.
-pub fn load_one(job: &Job) -> Result<KeyEntry, String> {
-    let text =
-        std::fs::read_to_string(&job.file).map_err(|e| format!("cannot read keystore: {e}"))?;
+/// A keystore read from disk and parsed, not yet decrypted.
+struct ReadJob<'a> {
+    job: &'a Job,
+    keystore: Keystore,
+    material: CacheMaterial,
+}
+
+fn read_job(job: &Job) -> Result<ReadJob<'_>, String> {
+    let bytes = std::fs::read(&job.file).map_err(|e| format!("cannot read keystore: {e}"))?;
     let password = read_password(&job.password_file).map_err(|e| {
         format!(
             "cannot read password file {}: {e}",
             job.password_file.display()
         )
     })?;
-    let keystore = Keystore::from_json(&text).map_err(|e| e.to_string())?;
-    let secret = keystore.decrypt(&password).map_err(|e| e.to_string())?;
-    let public = secret.public_key();
+    let text = std::str::from_utf8(&bytes).map_err(|_| "keystore is not UTF-8 text".to_owned())?;
+    let keystore = Keystore::from_json(text).map_err(|e| e.to_string())?;
+    let material = CacheMaterial {
+        fingerprint: key_cache::fingerprint(&bytes),
+        password,
+        kdf: keystore.kdf(),
+    };
+    Ok(ReadJob {
+        job,
+        keystore,
+        material,
+    })
+}
+
+fn entry(read: ReadJob<'_>, secret: SecretKey) -> KeyEntry {
+    let job = read.job;
     let source = if job.managed {
         KeySource::Managed {
             keystore: job.file.clone(),
@@ -155,50 +178,128 @@ pub fn load_one(job: &Job) -> Result<KeyEntry, String> {
             keystore: job.file.clone(),
         }
     };
-    Ok(KeyEntry {
+    KeyEntry {
+        public: secret.public_key(),
         secret,
-        public,
-        derivation_path: keystore.path().to_owned(),
+        derivation_path: read.keystore.path().to_owned(),
         source,
-    })
+        cache: Some(read.material),
+    }
 }
 
-/// Decrypts every job in parallel (at most `parallelism` at once), calling `progress(done, total)` after
-/// each keystore. Failures are collected by file name and reason; the rest still load.
+/// How the key cache served a loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheUse {
+    /// Keys taken from the cache.
+    pub hits: usize,
+    /// Keys that had to be decrypted from their keystore.
+    pub decrypted: usize,
+    /// Whether the cache file should be rewritten (it was missing, stale, or did not cover every key).
+    pub stale: bool,
+}
+
+/// Decrypts every job, at most `parallelism` at once (further bounded by the memory each keystore's KDF
+/// needs), calling `progress(done, total)` after each keystore. With `cache`, keys whose keystore is unchanged
+/// since the cache was written come from the cache (one KDF for all of them). Failures are collected by file
+/// name and reason; the rest still load.
 pub fn load_all(
     jobs: &[Job],
     parallelism: usize,
+    cache: Option<&Path>,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> LoadOutcome {
+) -> (LoadOutcome, CacheUse) {
     let total = jobs.len();
     let done = AtomicUsize::new(0);
-    let run = || {
-        jobs.par_iter()
-            .map(|job| {
-                let result = load_one(job).map_err(|reason| LoadFailure {
+    let tick = || progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+    let mut outcome = LoadOutcome::default();
+    let mut usage = CacheUse::default();
+
+    let mut pending = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match read_job(job) {
+            Ok(read) => pending.push(read),
+            Err(reason) => {
+                outcome.failed.push(LoadFailure {
                     file: job.file.clone(),
                     reason,
                 });
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                result
-            })
-            .collect::<Vec<_>>()
+                tick();
+            }
+        }
+    }
+
+    if let Some(path) = cache {
+        let mut cached = if path.exists() {
+            let passwords: HashMap<[u8; 32], &str> = pending
+                .iter()
+                .map(|r| (r.material.fingerprint, r.material.password.as_str()))
+                .collect();
+            match key_cache::read(path, &passwords) {
+                Ok(secrets) => secrets,
+                Err(reason) => {
+                    tracing::info!(cache = %path.display(), %reason, "key cache not used; it will be rebuilt");
+                    HashMap::new()
+                }
+            }
+        } else {
+            HashMap::new()
+        };
+        let mut rest = Vec::with_capacity(pending.len());
+        for read in pending {
+            match cached.remove(&read.material.fingerprint) {
+                Some(secret) => {
+                    outcome.loaded.push(entry(read, secret));
+                    usage.hits += 1;
+                    tick();
+                }
+                None => rest.push(read),
+            }
+        }
+        pending = rest;
+        usage.stale = !pending.is_empty() || !cached.is_empty() || !path.exists();
+    }
+
+    let memory_per_job = pending
+        .iter()
+        .map(|r| r.material.kdf.memory_bytes())
+        .max()
+        .unwrap_or(0);
+    let threads = parallelism.min(memory_parallelism(memory_per_job)).max(1);
+    usage.decrypted = pending.len();
+    let decrypt = |read: ReadJob<'_>| {
+        let result = read.keystore.decrypt(&read.material.password);
+        tick();
+        match result {
+            Ok(secret) => Ok(entry(read, secret)),
+            Err(e) => Err(LoadFailure {
+                file: read.job.file.clone(),
+                reason: e.to_string(),
+            }),
+        }
     };
-    let results = match rayon::ThreadPoolBuilder::new()
-        .num_threads(parallelism.max(1))
-        .build()
-    {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
+    let results: Vec<_> = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(|| pending.into_par_iter().map(decrypt).collect()),
+        Err(_) => pending.into_iter().map(decrypt).collect(),
     };
-    let mut outcome = LoadOutcome::default();
     for r in results {
         match r {
             Ok(k) => outcome.loaded.push(k),
             Err(f) => outcome.failed.push(f),
         }
     }
-    outcome
+    outcome.failed.sort_by(|a, b| a.file.cmp(&b.file));
+    (outcome, usage)
+}
+
+/// How many KDF runs needing `bytes` each fit in the available memory, keeping a quarter of it free.
+fn memory_parallelism(bytes: u64) -> usize {
+    if bytes == 0 {
+        return usize::MAX;
+    }
+    match available_memory_bytes() {
+        Some(available) => ((available / 4 * 3) / (bytes + (16 << 20))).max(1) as usize,
+        None => 1,
+    }
 }
 
 /// Progress and result of the last key loading, for `/healthcheck` and logs.
@@ -210,6 +311,8 @@ pub struct LoadReport {
     pub done: usize,
     /// Keystores that failed.
     pub errors: usize,
+    /// Keys taken from the key cache instead of being decrypted.
+    pub from_cache: usize,
     /// The failures, by file and reason.
     pub failures: Vec<LoadFailure>,
 }

@@ -37,7 +37,7 @@ async fn healthcheck(State(state): State<AppState>) -> Response {
     let keys_check = json!({
         "id": "keys-check",
         "status": up(keys_ready),
-        "data": { "keys-loaded": signer.keys().len(), "error-count": load.errors, "loading": !keys_ready },
+        "data": { "keys-loaded": signer.keys().len(), "error-count": load.errors, "keys-from-cache": load.from_cache, "loading": !keys_ready },
     });
     let (db_ok, db_check) = match signer.slashing() {
         None => (

@@ -1,0 +1,200 @@
+//! The key cache file: every loaded key's secret sealed under one KDF, so that a restart with thousands of
+//! scrypt keystores costs one KDF plus a public-key check per key instead of one scrypt per key.
+//!
+//! File layout: `"FSKCIDX1"` | entry count (u32, big-endian) | the keystore fingerprints (SHA-256 of each
+//! keystore file, 32 bytes each, sorted) | the sealed container of [`ferrosigner_keystore::key_cache`].
+//!
+//! The passphrase is SHA-256 over every cached keystore's fingerprint and password, in the listed order, so
+//! opening the cache needs every cached keystore's password: the cache is no weaker than the keystores it
+//! holds. Its KDF is the strongest KDF among those keystores. The cache is only trusted for keystores whose
+//! file bytes are unchanged (same fingerprint); any change, removal or password change makes it unusable,
+//! and it is rebuilt from the keys that were loaded.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ferrosigner_bls::SecretKey;
+use ferrosigner_keystore::Kdf;
+use ferrosigner_keystore::kdf::KdfParams;
+use ferrosigner_keystore::key_cache::{self, CacheEntry};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::keys::KeyEntry;
+
+pub use ferrosigner_keystore::key_cache::fingerprint;
+
+const MAGIC: &[u8; 8] = b"FSKCIDX1";
+
+/// What the cache needs to know about a loaded key: its keystore's fingerprint, password and KDF.
+pub struct CacheMaterial {
+    /// SHA-256 of the keystore file bytes.
+    pub fingerprint: [u8; 32],
+    /// The keystore password.
+    pub password: Zeroizing<String>,
+    /// The keystore's KDF parameters.
+    pub kdf: KdfParams,
+}
+
+impl std::fmt::Debug for CacheMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CacheMaterial(fingerprint 0x{}, <password redacted>)",
+            hex::encode(self.fingerprint)
+        )
+    }
+}
+
+fn passphrase(entries: &[([u8; 32], &str)]) -> Zeroizing<[u8; 32]> {
+    let mut hasher = Sha256::new();
+    hasher.update(b"ferrosigner key cache passphrase v1");
+    for (fingerprint, password) in entries {
+        hasher.update(fingerprint);
+        hasher.update((password.len() as u64).to_be_bytes());
+        hasher.update(password.as_bytes());
+    }
+    Zeroizing::new(hasher.finalize().into())
+}
+
+/// The strongest of these KDFs (scrypt over PBKDF2, then the larger cost), as a choice for sealing.
+fn strongest(kdfs: impl Iterator<Item = KdfParams>) -> Kdf {
+    let mut best = Kdf::Pbkdf2 { c: 1 };
+    for kdf in kdfs {
+        best = match (best, kdf) {
+            (Kdf::Pbkdf2 { .. }, KdfParams::Scrypt { log2_n, .. }) => Kdf::Scrypt { log2_n },
+            (Kdf::Scrypt { log2_n: a }, KdfParams::Scrypt { log2_n: b, .. }) => {
+                Kdf::Scrypt { log2_n: a.max(b) }
+            }
+            (Kdf::Pbkdf2 { c: a }, KdfParams::Pbkdf2 { c: b }) => Kdf::Pbkdf2 { c: a.max(b) },
+            (scrypt @ Kdf::Scrypt { .. }, KdfParams::Pbkdf2 { .. }) => scrypt,
+        };
+    }
+    best
+}
+
+/// Opens the cache at `path` given the passwords of the keystores now on disk (by fingerprint). Returns the
+/// cached secrets by fingerprint, or why the cache cannot be used.
+pub fn read(
+    path: &Path,
+    passwords: &HashMap<[u8; 32], &str>,
+) -> Result<HashMap<[u8; 32], SecretKey>, String> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?);
+    let rest = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or("not a key cache file")?;
+    let (count, rest) = rest.split_first_chunk::<4>().ok_or("truncated")?;
+    let count = u32::from_be_bytes(*count) as usize;
+    let listed_len = count
+        .checked_mul(32)
+        .filter(|n| *n <= rest.len())
+        .ok_or("truncated")?;
+    let (listed, sealed) = rest.split_at(listed_len);
+    let mut order = Vec::with_capacity(count);
+    for chunk in listed.chunks_exact(32) {
+        let fingerprint: [u8; 32] = chunk.try_into().map_err(|_| "truncated")?;
+        let password = passwords
+            .get(&fingerprint)
+            .ok_or("a cached keystore changed or is gone")?;
+        order.push((fingerprint, *password));
+    }
+    let entries =
+        key_cache::open(sealed, passphrase(&order).as_ref()).map_err(|e| e.to_string())?;
+    if entries.len() != order.len()
+        || entries
+            .iter()
+            .zip(&order)
+            .any(|(e, (f, _))| e.fingerprint != *f)
+    {
+        return Err("the cache's entries do not match its index".into());
+    }
+    Ok(entries
+        .into_iter()
+        .map(|e| (e.fingerprint, e.secret))
+        .collect())
+}
+
+/// Seals every key that has cache material into `path` (atomically, 0600). With fewer than two such keys a
+/// cache saves nothing, and any existing file is removed instead.
+pub fn write(path: &Path, keys: &[Arc<KeyEntry>]) -> Result<(), String> {
+    let mut cached: Vec<(&KeyEntry, &CacheMaterial)> = keys
+        .iter()
+        .filter_map(|k| k.cache.as_ref().map(|m| (k.as_ref(), m)))
+        .collect();
+    if cached.len() < 2 {
+        return remove(path);
+    }
+    cached.sort_by_key(|(_, m)| m.fingerprint);
+    cached.dedup_by_key(|(_, m)| m.fingerprint);
+    let order: Vec<([u8; 32], &str)> = cached
+        .iter()
+        .map(|(_, m)| (m.fingerprint, m.password.as_str()))
+        .collect();
+    let entries: Vec<CacheEntry> = cached
+        .iter()
+        .map(|(k, m)| CacheEntry {
+            pubkey: k.public,
+            secret: k.secret.clone(),
+            fingerprint: m.fingerprint,
+        })
+        .collect();
+    let kdf = strongest(cached.iter().map(|(_, m)| m.kdf));
+    let sealed =
+        key_cache::seal(&entries, passphrase(&order).as_ref(), kdf).map_err(|e| e.to_string())?;
+    let mut file = Vec::with_capacity(12 + order.len() * 32 + sealed.len());
+    file.extend_from_slice(MAGIC);
+    file.extend_from_slice(&(order.len() as u32).to_be_bytes());
+    for (fingerprint, _) in &order {
+        file.extend_from_slice(fingerprint);
+    }
+    file.extend_from_slice(&sealed);
+    crate::write_file_atomic(path, &file, 0o600)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Removes the cache file if it exists.
+pub fn remove(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strongest_kdf_prefers_scrypt_then_cost() {
+        let kdfs = [
+            KdfParams::Pbkdf2 { c: 1 << 18 },
+            KdfParams::Scrypt {
+                log2_n: 14,
+                r: 8,
+                p: 1,
+            },
+            KdfParams::Scrypt {
+                log2_n: 18,
+                r: 8,
+                p: 1,
+            },
+            KdfParams::Pbkdf2 { c: 1 << 20 },
+        ];
+        assert_eq!(strongest(kdfs.into_iter()), Kdf::Scrypt { log2_n: 18 });
+        assert_eq!(
+            strongest([KdfParams::Pbkdf2 { c: 16 }, KdfParams::Pbkdf2 { c: 32 }].into_iter()),
+            Kdf::Pbkdf2 { c: 32 }
+        );
+    }
+
+    #[test]
+    fn passphrase_depends_on_every_password_and_fingerprint() {
+        let a = passphrase(&[([1; 32], "x"), ([2; 32], "y")]);
+        assert_ne!(*a, *passphrase(&[([1; 32], "x"), ([2; 32], "z")]));
+        assert_ne!(*a, *passphrase(&[([1; 32], "x"), ([3; 32], "y")]));
+        assert_ne!(*a, *passphrase(&[([1; 32], "xy"), ([2; 32], "")]));
+        assert_eq!(*a, *passphrase(&[([1; 32], "x"), ([2; 32], "y")]));
+    }
+}
