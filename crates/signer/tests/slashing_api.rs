@@ -307,37 +307,9 @@ async fn sigkill_under_load_loses_no_record_of_a_returned_signature() {
     child.wait().unwrap();
 }
 
-/// A fresh PostgreSQL database for this test, or `None` (with a loud notice) when PostgreSQL is unavailable
-/// outside CI. Under `CI=true` a missing PostgreSQL fails the test.
-async fn fresh_postgres_db() -> Option<String> {
-    let admin_url = std::env::var("FERROSIGNER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let connected = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await;
-    let (client, connection) = match connected {
-        Ok(c) => c,
-        Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("PostgreSQL is required under CI=true ({admin_url}): {e}");
-            }
-            eprintln!("SKIPPED: PostgreSQL not reachable at {admin_url}: {e}");
-            return None;
-        }
-    };
-    tokio::spawn(connection);
-    let mut suffix = [0u8; 6];
-    getrandom::fill(&mut suffix).unwrap();
-    let name = format!("fs_signer_test_{}", hex::encode(suffix));
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    Some(format!("{base}/{name}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_on_one_postgres_never_both_sign() {
-    let Some(url) = fresh_postgres_db().await else {
+    let Some(url) = common::fresh_postgres_db().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
