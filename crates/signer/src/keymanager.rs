@@ -389,6 +389,73 @@ impl KeyManager {
         }
     }
 
+    /// Decrypts the start-up keystores off the async workers (from the key cache where it is current),
+    /// registers them, marks the signer ready, then rewrites the key cache if it was stale.
+    pub async fn load_startup(self: Arc<Self>, jobs: Vec<loader::Job>) {
+        // Imports, deletions and reloads wait until the start-up keys are in.
+        let _guard = self.lock.lock().await;
+        let signer = self.signer.clone();
+        let total = jobs.len();
+        signer.update_load_report(|r| {
+            *r = loader::LoadReport {
+                total,
+                ..Default::default()
+            }
+        });
+        let parallelism = loader::decrypt_parallelism();
+        tracing::info!(keystores = total, parallelism, "loading keys");
+        let started = std::time::Instant::now();
+        let task_signer = signer.clone();
+        let cache_file = self.cache_file().map(Path::to_path_buf);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let step = (total / 20).max(1);
+            loader::load_all(&jobs, parallelism, cache_file.as_deref(), &|done, total| {
+                task_signer.update_load_report(|r| r.done = done);
+                if done % step == 0 || done == total {
+                    tracing::info!(done, total, "loading keys");
+                }
+            })
+        })
+        .await;
+        let (outcome, cache_use) = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!("key loading stopped: {e}");
+                return;
+            }
+        };
+        for failure in &outcome.failed {
+            tracing::error!(keystore = %failure.file.display(), reason = %failure.reason, "keystore not loaded");
+        }
+        let mut duplicates = 0;
+        for entry in outcome.loaded {
+            if !signer.keys().insert(entry) {
+                duplicates += 1;
+            }
+        }
+        let loaded = signer.keys().len();
+        signer.metrics().keys_loaded.set(loaded as i64);
+        signer.update_load_report(|r| {
+            r.done = total;
+            r.errors = outcome.failed.len();
+            r.from_cache = cache_use.hits;
+            r.failures = outcome.failed;
+        });
+        signer.set_keys_ready();
+        tracing::info!(
+            loaded,
+            failed = signer.load_report().errors,
+            duplicates,
+            from_cache = cache_use.hits,
+            decrypted = cache_use.decrypted,
+            seconds = started.elapsed().as_secs_f64(),
+            "keys loaded"
+        );
+        if cache_use.stale {
+            self.refresh_key_cache();
+        }
+    }
+
     /// The state of the last or current reload.
     pub fn reload_status(&self) -> ReloadStatus {
         self.reload

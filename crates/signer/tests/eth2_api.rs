@@ -250,6 +250,10 @@ async fn bad_requests_get_clear_json_errors() {
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].is_string());
+    // wrong method: 405 JSON
+    let response = signer.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert!(response.json::<Value>().await.unwrap()["error"].is_string());
     // unknown route: 404 JSON
     let response = signer.client.get(signer.url("/nope")).send().await.unwrap();
     assert_eq!(response.status(), 404);

@@ -43,7 +43,14 @@ pub fn router(
     if let Some(km) = keymanager {
         router = router.merge(keymanager::routes(km));
     }
-    router.fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+    router
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route",
+            )
+        })
 }
 
 /// The metrics listener's router: `GET /metrics`.
