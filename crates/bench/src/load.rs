@@ -1,0 +1,327 @@
+//! Step 2: HTTP load against a running signer, closed-loop at fixed concurrency or open-loop at a fixed rate.
+//!
+//! Every worker owns one keep-alive connection and a disjoint set of keys, so the requests for one key
+//! are strictly sequential and each carries a new, higher (source, target) or slot: slashing protection
+//! inserts a row for every request and never refuses one because of reordering. In open-loop mode the
+//! latency of a request is measured from its scheduled send time, so queueing is not hidden
+//! (no coordinated omission).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::bail;
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::http::Conn;
+use crate::server::{ProcSample, Server, sample};
+
+const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
+/// First epoch (attestations) or slot (blocks) used; later than the mainnet Electra fork.
+const BASE: u64 = 400_000;
+
+/// The request type driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `ATTESTATION` with increasing source/target epochs per key.
+    Attestation,
+    /// `BLOCK_V2` (Electra block header) with increasing slots per key.
+    Block,
+}
+
+impl Kind {
+    /// The Web3Signer type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Attestation => "ATTESTATION",
+            Kind::Block => "BLOCK_V2",
+        }
+    }
+}
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// `c` workers, each sending its next request as soon as the previous answer arrives.
+    Closed(usize),
+    /// `rate` requests per second spread over `conns` connections, on a fixed schedule.
+    Rate {
+        /// Requests per second.
+        rate: f64,
+        /// Connections.
+        conns: usize,
+    },
+}
+
+impl Mode {
+    fn workers(self) -> usize {
+        match self {
+            Mode::Closed(c) => c,
+            Mode::Rate { conns, .. } => conns,
+        }
+    }
+
+    /// `c=64` or `rate 1200/s`.
+    pub fn label(self) -> String {
+        match self {
+            Mode::Closed(c) => format!("c={c}"),
+            Mode::Rate { rate, .. } => format!("fixed {rate:.0}/s"),
+        }
+    }
+}
+
+/// The keys and per-key progress shared by all phases against one server.
+pub struct Workload {
+    paths: Vec<Arc<str>>,
+    rounds: Vec<AtomicU64>,
+}
+
+const FORK_INFO: &str = r#""fork_info":{"fork":{"previous_version":"0x04000000","current_version":"0x05000000","epoch":"364032"},"genesis_validators_root":""#;
+
+impl Workload {
+    /// One entry per public key (`0x` hex).
+    pub fn new(pubkeys: &[String]) -> Workload {
+        Workload {
+            paths: pubkeys
+                .iter()
+                .map(|pk| Arc::from(format!("/api/v1/eth2/sign/{pk}")))
+                .collect(),
+            rounds: pubkeys.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// How many keys.
+    pub fn keys(&self) -> usize {
+        self.paths.len()
+    }
+
+    fn body(kind: Kind, round: u64) -> Bytes {
+        let n = BASE + round;
+        let text = match kind {
+            Kind::Attestation => format!(
+                r#"{{"type":"ATTESTATION",{FORK_INFO}{GVR}"}},"attestation":{{"slot":"{slot}","index":"0","beacon_block_root":"0x{r1}","source":{{"epoch":"{n}","root":"0x{r2}"}},"target":{{"epoch":"{t}","root":"0x{r3}"}}}}}}"#,
+                slot = (n + 1) * 32,
+                t = n + 1,
+                r1 = R1,
+                r2 = R2,
+                r3 = R3,
+            ),
+            Kind::Block => format!(
+                r#"{{"type":"BLOCK_V2",{FORK_INFO}{GVR}"}},"beacon_block":{{"version":"ELECTRA","block_header":{{"slot":"{slot}","proposer_index":"7","parent_root":"0x{r1}","state_root":"0x{r2}","body_root":"0x{r3}"}}}}}}"#,
+                slot = n * 32,
+                r1 = R1,
+                r2 = R2,
+                r3 = R3,
+            ),
+        };
+        Bytes::from(text)
+    }
+}
+
+const R1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const R2: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const R3: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// The outcome of one phase.
+#[derive(Debug, Clone)]
+pub struct PhaseResult {
+    /// Request type.
+    pub kind: Kind,
+    /// Offered load.
+    pub mode: Mode,
+    /// Requests started in the measurement window.
+    pub requests: u64,
+    /// Of those, answers other than 200 (or transport errors).
+    pub non_ok: u64,
+    /// Requests that reached the slashing check (200 or 412), warm-up included.
+    pub checks: u64,
+    /// Measurement window in seconds.
+    pub window_s: f64,
+    /// Answered-200 requests per second in the window.
+    pub throughput: f64,
+    /// Latency percentiles in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+    /// Server CPU (utime + stime) per 200 answer in the window, microseconds.
+    pub server_cpu_us: f64,
+    /// This client's CPU per 200 answer in the window, microseconds.
+    pub client_cpu_us: f64,
+    /// Server resident memory at the end of the window.
+    pub server_rss_mib: f64,
+}
+
+struct WorkerOut {
+    latencies_us: Vec<u32>,
+    requests: u64,
+    ok: u64,
+    checks: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    addr: String,
+    work: Arc<Workload>,
+    kind: Kind,
+    mode: Mode,
+    w: usize,
+    t0: Instant,
+    window_start: Instant,
+    end: Instant,
+) -> anyhow::Result<WorkerOut> {
+    let workers = mode.workers();
+    let owned: Vec<usize> = (w..work.keys()).step_by(workers).collect();
+    if owned.is_empty() {
+        bail!("{} keys are fewer than {workers} workers", work.keys());
+    }
+    let mut conn = Conn::open(&addr).await?;
+    let mut out = WorkerOut {
+        latencies_us: Vec::with_capacity(4096),
+        requests: 0,
+        ok: 0,
+        checks: 0,
+    };
+    let mut m: u64 = 0;
+    loop {
+        let scheduled = match mode {
+            Mode::Closed(_) => Instant::now(),
+            Mode::Rate { rate, .. } => {
+                let slot = w as u64 + m * workers as u64;
+                t0 + Duration::from_secs_f64(slot as f64 / rate)
+            }
+        };
+        if scheduled >= end {
+            break;
+        }
+        if matches!(mode, Mode::Rate { .. }) {
+            tokio::time::sleep_until(scheduled).await;
+        }
+        let index = owned[(m as usize) % owned.len()];
+        let round = work.rounds[index].fetch_add(1, Ordering::Relaxed);
+        let body = Workload::body(kind, round);
+        let status = match conn.post(&work.paths[index], body).await {
+            Ok(s) => s,
+            Err(_) => {
+                conn = Conn::open(&addr).await?;
+                0
+            }
+        };
+        let done = Instant::now();
+        if status == 200 || status == 412 {
+            out.checks += 1;
+        }
+        if scheduled >= window_start {
+            out.requests += 1;
+            if status == 200 {
+                out.ok += 1;
+            }
+            let us = (done - scheduled).as_micros();
+            out.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+        }
+        m += 1;
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted.get(rank - 1).copied().unwrap_or(0) as f64 / 1000.0
+}
+
+/// Runs one phase against `server`: `warmup`, then `duration` measured.
+pub async fn run_phase(
+    server: &Server,
+    work: &Arc<Workload>,
+    kind: Kind,
+    mode: Mode,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<PhaseResult> {
+    let t0 = Instant::now() + Duration::from_millis(50);
+    let window_start = t0 + warmup;
+    let end = window_start + duration;
+    let handles: Vec<_> = (0..mode.workers())
+        .map(|w| {
+            tokio::spawn(worker(
+                server.addr.clone(),
+                work.clone(),
+                kind,
+                mode,
+                w,
+                t0,
+                window_start,
+                end,
+            ))
+        })
+        .collect();
+    tokio::time::sleep_until(window_start).await;
+    let s0: ProcSample = server.sample()?;
+    let c0 = sample("self")?;
+    let w0 = Instant::now();
+    tokio::time::sleep_until(end).await;
+    let s1 = server.sample()?;
+    let c1 = sample("self")?;
+    let window_s = (Instant::now() - w0).as_secs_f64();
+    let mut latencies = Vec::new();
+    let (mut requests, mut ok, mut checks) = (0, 0, 0);
+    for h in handles {
+        let out = h.await??;
+        latencies.extend(out.latencies_us);
+        requests += out.requests;
+        ok += out.ok;
+        checks += out.checks;
+    }
+    latencies.sort_unstable();
+    let per_ok = |cpu: f64| {
+        if ok == 0 {
+            f64::NAN
+        } else {
+            cpu * 1e6 / ok as f64
+        }
+    };
+    Ok(PhaseResult {
+        kind,
+        mode,
+        requests,
+        non_ok: requests - ok,
+        checks,
+        window_s,
+        throughput: ok as f64 / window_s,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        max_ms: latencies.last().map_or(f64::NAN, |v| *v as f64 / 1000.0),
+        server_cpu_us: per_ok(s1.cpu_s - s0.cpu_s),
+        client_cpu_us: per_ok(c1.cpu_s - c0.cpu_s),
+        server_rss_mib: s1.rss_mib,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_json_with_increasing_epochs() {
+        let a: serde_json::Value =
+            serde_json::from_slice(&Workload::body(Kind::Attestation, 3)).unwrap();
+        assert_eq!(a["attestation"]["source"]["epoch"], "400003");
+        assert_eq!(a["attestation"]["target"]["epoch"], "400004");
+        assert_eq!(a["fork_info"]["genesis_validators_root"], GVR);
+        let b: serde_json::Value = serde_json::from_slice(&Workload::body(Kind::Block, 2)).unwrap();
+        assert_eq!(b["beacon_block"]["block_header"]["slot"], "12800064");
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+}

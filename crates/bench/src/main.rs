@@ -1,0 +1,419 @@
+//! `ferrosigner-bench`: measures the ceiling of this machine, then the real `ferrosigner` binary against it,
+//! and writes one markdown report.
+//!
+//! The parts: [`ceiling`] times raw blst signing and one scrypt / pbkdf2 keystore decryption in-process;
+//! [`keysets`] generates (once, cached) the keystores the server loads; [`server`] starts the release binary
+//! on free 127.0.0.1 ports and reads its CPU time and memory from `/proc`; [`load`] drives it over keep-alive
+//! HTTP/1.1 connections ([`http`]) at fixed concurrency or a fixed rate; [`pg`] creates a fresh PostgreSQL
+//! database and counts transactions and check-function calls per slashing check. `main` runs the
+//! scenarios in order and renders the tables ([`report`]).
+
+mod ceiling;
+mod http;
+mod keysets;
+mod load;
+mod pg;
+mod report;
+mod server;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use crate::ceiling::Ceiling;
+use crate::keysets::KeySet;
+use crate::load::{Kind, Mode, PhaseResult, Workload};
+use crate::server::Server;
+
+/// End-to-end benchmark of the ferrosigner binary.
+#[derive(Parser, Debug, Clone)]
+#[command(version, about)]
+pub struct Args {
+    /// The signer binary to run.
+    #[arg(long, default_value = "target/release/ferrosigner")]
+    pub signer: PathBuf,
+    /// Tiny run (seconds, few keys, small N): a smoke test, not a measurement.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where generated keystores are cached between runs.
+    #[arg(long, default_value = "target/bench-cache")]
+    pub cache_dir: PathBuf,
+    /// Markdown file to write; an existing file keeps everything outside its
+    /// `<!-- bench:begin -->` / `<!-- bench:end -->` markers.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Keys the HTTP load is spread over (insecure-KDF keystores).
+    #[arg(long, default_value_t = 64)]
+    pub load_keys: usize,
+    /// scrypt keystores for the start-up measurement (default 1000; 4 with --quick).
+    #[arg(long)]
+    pub startup_keys: Option<usize>,
+    /// Keys loaded for the memory measurement (default 10000; 200 with --quick).
+    #[arg(long)]
+    pub memory_keys: Option<usize>,
+    /// Measured seconds per load phase (default 10; 0.5 with --quick).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Warm-up seconds before each measured phase (default 2; 0.2 with --quick).
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Fixed request rate for the latency phase (default: half the c=64 ATTESTATION throughput).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// PostgreSQL URL of an existing database; a fresh database is created next to it.
+    #[arg(
+        long,
+        env = "FERROSIGNER_BENCH_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub pg_url: String,
+    /// Skip the PostgreSQL scenario.
+    #[arg(long)]
+    pub no_postgres: bool,
+    /// Skip the start-up and memory measurements.
+    #[arg(long)]
+    pub no_startup: bool,
+}
+
+impl Args {
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.duration.unwrap_or(if self.quick { 0.5 } else { 10.0 }))
+    }
+    fn warmup(&self) -> Duration {
+        Duration::from_secs_f64(self.warmup.unwrap_or(if self.quick { 0.2 } else { 2.0 }))
+    }
+    fn startup_keys(&self) -> usize {
+        self.startup_keys
+            .unwrap_or(if self.quick { 4 } else { 1000 })
+    }
+    fn memory_keys(&self) -> usize {
+        self.memory_keys
+            .unwrap_or(if self.quick { 200 } else { 10_000 })
+    }
+}
+
+/// One server configuration under load.
+pub struct Scenario {
+    /// `SQLite`, `PostgreSQL` or `-`.
+    pub backend: &'static str,
+    /// Slashing protection on.
+    pub slashing: bool,
+    /// The phases, in order.
+    pub rows: Vec<PhaseResult>,
+    /// PostgreSQL statistics, for that backend.
+    pub pg: Option<PgFigures>,
+}
+
+/// Round trips of the PostgreSQL scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct PgFigures {
+    /// Requests answered 200 or 412 (each ran one check).
+    pub checks: u64,
+    /// Committed transactions in the bench database during the load.
+    pub xacts: i64,
+    /// Calls of the check functions.
+    pub calls: i64,
+}
+
+/// Start-up and memory figures.
+#[derive(Debug, Clone, Default)]
+pub struct Startup {
+    /// scrypt keystores loaded.
+    pub n: usize,
+    /// Whether the binary has `--key-cache-enabled`.
+    pub key_cache_flag: bool,
+    /// Cold start: seconds to healthy, server CPU seconds, RSS and peak RSS (MiB).
+    pub cold: (f64, f64, f64, f64),
+    /// Restart with the key cache: same figures.
+    pub warm: Option<(f64, f64, f64, f64)>,
+    /// Keys of the memory run.
+    pub mem_n: usize,
+    /// Memory run: same figures.
+    pub mem: (f64, f64, f64, f64),
+}
+
+async fn public_keys(addr: &str) -> anyhow::Result<Vec<String>> {
+    let (status, body) = http::get(addr, "/api/v1/eth2/publicKeys").await?;
+    if status != 200 {
+        bail!("publicKeys answered {status}");
+    }
+    let mut keys: Vec<String> = serde_json::from_slice(&body)?;
+    keys.sort();
+    Ok(keys)
+}
+
+fn os(s: impl Into<OsString>) -> OsString {
+    s.into()
+}
+
+fn base_args(keys: &KeySet) -> Vec<OsString> {
+    vec![
+        os("--keystores-path"),
+        os(&keys.dir),
+        os("--keystores-password-file"),
+        os(&keys.password_file),
+    ]
+}
+
+async fn load_scenario(
+    args: &Args,
+    work_dir: &Path,
+    keys: &KeySet,
+    backend: &'static str,
+    slashing: bool,
+    pg_db: Option<&pg::BenchDb>,
+) -> anyhow::Result<Scenario> {
+    let name = format!(
+        "{}-{}",
+        backend.to_lowercase(),
+        if slashing { "on" } else { "off" }
+    );
+    eprintln!(
+        "load: {backend}, slashing {}",
+        if slashing { "on" } else { "off" }
+    );
+    let mut extra = base_args(keys);
+    extra.push(os("--slashing-protection-enabled"));
+    extra.push(os(slashing.to_string()));
+    if let Some(db) = pg_db {
+        extra.push(os("--slashing-protection-db-url"));
+        extra.push(os(&db.url));
+    }
+    let mut server = Server::spawn(&args.signer, &work_dir.join(&name), &extra)?;
+    server
+        .wait_healthy(Duration::from_secs(120), Duration::from_millis(20))
+        .await?;
+    let pubkeys = public_keys(&server.addr).await?;
+    if pubkeys.len() < 64.min(args.load_keys) {
+        bail!("the signer loaded only {} keys", pubkeys.len());
+    }
+    let work = Arc::new(Workload::new(&pubkeys));
+    let xact0 = match pg_db {
+        Some(db) => {
+            // let the server's idle backends flush their statistics first
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Some(db.xact_commit().await?)
+        }
+        None => None,
+    };
+    let (warmup, duration) = (args.warmup(), args.duration());
+    let mut rows = Vec::new();
+    let levels: &[usize] = if slashing { &[1, 16, 64] } else { &[1, 64] };
+    for &c in levels {
+        rows.push(
+            load::run_phase(
+                &server,
+                &work,
+                Kind::Attestation,
+                Mode::Closed(c),
+                warmup,
+                duration,
+            )
+            .await?,
+        );
+    }
+    if slashing {
+        rows.push(
+            load::run_phase(
+                &server,
+                &work,
+                Kind::Block,
+                Mode::Closed(64),
+                warmup,
+                duration,
+            )
+            .await?,
+        );
+        let max = rows
+            .iter()
+            .find(|r| r.kind == Kind::Attestation && matches!(r.mode, Mode::Closed(64)))
+            .map_or(100.0, |r| r.throughput);
+        let rate = args.rate.unwrap_or((max / 2.0).max(1.0));
+        rows.push(
+            load::run_phase(
+                &server,
+                &work,
+                Kind::Attestation,
+                Mode::Rate { rate, conns: 64 },
+                warmup,
+                duration,
+            )
+            .await?,
+        );
+    }
+    server.stop()?;
+    let pg = match (pg_db, xact0) {
+        (Some(db), Some(x0)) => {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let x1 = db.xact_commit().await?;
+            Some(PgFigures {
+                checks: rows.iter().map(|r| r.checks).sum(),
+                xacts: x1 - x0,
+                calls: db.check_calls().await?,
+            })
+        }
+        _ => None,
+    };
+    Ok(Scenario {
+        backend,
+        slashing,
+        rows,
+        pg,
+    })
+}
+
+fn has_key_cache_flag(signer: &Path) -> bool {
+    std::process::Command::new(signer)
+        .args(["run", "--help"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--key-cache-enabled"))
+        .unwrap_or(false)
+}
+
+async fn start_once(
+    args: &Args,
+    data_dir: &Path,
+    keys: &KeySet,
+    extra: &[OsString],
+    timeout: Duration,
+) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let mut a = base_args(keys);
+    a.extend_from_slice(extra);
+    let mut server = Server::spawn(&args.signer, data_dir, &a)?;
+    let t = server
+        .wait_healthy(timeout, Duration::from_millis(10))
+        .await?;
+    let s = server.sample()?;
+    server.stop()?;
+    Ok((t.as_secs_f64(), s.cpu_s, s.rss_mib, s.hwm_mib))
+}
+
+async fn startup(
+    args: &Args,
+    work_dir: &Path,
+    scrypt: &KeySet,
+    many: &KeySet,
+    n: usize,
+    mem_n: usize,
+) -> anyhow::Result<Startup> {
+    let flag = has_key_cache_flag(&args.signer);
+    let mut extra = Vec::new();
+    if flag {
+        extra = vec![os("--key-cache-enabled"), os("true")];
+    }
+    let dir = work_dir.join("startup");
+    eprintln!("start-up: {n} scrypt keystores, cold");
+    let cold = start_once(args, &dir, scrypt, &extra, Duration::from_secs(3600)).await?;
+    let warm = if flag {
+        eprintln!("start-up: restart with the key cache");
+        Some(start_once(args, &dir, scrypt, &extra, Duration::from_secs(3600)).await?)
+    } else {
+        eprintln!("start-up: the signer has no --key-cache-enabled; restart not measured");
+        None
+    };
+    eprintln!("memory: {mem_n} keys");
+    let mem = start_once(
+        args,
+        &work_dir.join("memory"),
+        many,
+        &[],
+        Duration::from_secs(3600),
+    )
+    .await?;
+    Ok(Startup {
+        n,
+        key_cache_flag: flag,
+        cold,
+        warm,
+        mem_n,
+        mem,
+    })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    if !args.signer.is_file() {
+        bail!(
+            "no signer binary at {} (build it with `cargo build --release -p ferrosigner`, or pass --signer)",
+            args.signer.display()
+        );
+    }
+    let started = std::time::Instant::now();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let load_set = keysets::ensure(&args.signer, &args.cache_dir, "insecure", args.load_keys)?;
+    let (n, mem_n) = (args.startup_keys(), args.memory_keys());
+    let sets = if args.no_startup {
+        None
+    } else {
+        Some((
+            keysets::ensure(&args.signer, &args.cache_dir, "scrypt", n)?,
+            keysets::ensure(&args.signer, &args.cache_dir, "insecure", mem_n)?,
+        ))
+    };
+    let work_dir = args.cache_dir.join(format!("run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work_dir);
+    std::fs::create_dir_all(&work_dir)?;
+
+    eprintln!("ceiling: raw blst sign, scrypt and pbkdf2 decryption");
+    let ceiling: Ceiling = if args.quick {
+        ceiling::measure(Duration::from_millis(300), 1)?
+    } else {
+        ceiling::measure(Duration::from_secs(2), 3)?
+    };
+
+    let mut scenarios = Vec::new();
+    scenarios.push(load_scenario(&args, &work_dir, &load_set, "SQLite", true, None).await?);
+    let mut pg_note = None;
+    if args.no_postgres {
+        pg_note = Some("skipped (--no-postgres)".to_owned());
+    } else {
+        match pg::BenchDb::create(&args.pg_url).await {
+            Ok(db) => {
+                let s =
+                    load_scenario(&args, &work_dir, &load_set, "PostgreSQL", true, Some(&db)).await;
+                let _ = db.drop_db().await;
+                scenarios.push(s?);
+            }
+            Err(e) if ci => {
+                return Err(e.context("PostgreSQL is required under CI=true"));
+            }
+            Err(e) => {
+                eprintln!("NOTICE: PostgreSQL scenario skipped: {e:#}");
+                pg_note = Some(format!("skipped: {e:#}"));
+            }
+        }
+    }
+    scenarios.push(load_scenario(&args, &work_dir, &load_set, "-", false, None).await?);
+
+    let startup = match &sets {
+        Some((scrypt, many)) => Some(startup(&args, &work_dir, scrypt, many, n, mem_n).await?),
+        None => None,
+    };
+    let _ = std::fs::remove_dir_all(&work_dir);
+
+    let md = report::render(&report::Input {
+        args: &args,
+        ceiling: &ceiling,
+        scenarios: &scenarios,
+        pg_note: pg_note.as_deref(),
+        startup: startup.as_ref(),
+        elapsed_s: started.elapsed().as_secs_f64(),
+    });
+    println!("{md}");
+    if let Some(path) = &args.output {
+        report::write(path, &md).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}

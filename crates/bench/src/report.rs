@@ -1,0 +1,396 @@
+//! The markdown report: machine, ceiling, load, PostgreSQL round trips, start-up, and the targets of
+//! DESIGN.md §4 as ratios from this one run.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::ceiling::Ceiling;
+use crate::load::{Kind, Mode, PhaseResult};
+use crate::{Args, Scenario, Startup};
+
+/// Start marker of the generated part of the markdown file.
+pub const BEGIN: &str = "<!-- bench:begin -->";
+/// End marker.
+pub const END: &str = "<!-- bench:end -->";
+
+/// Everything one report is made of.
+pub struct Input<'a> {
+    /// Command-line arguments of the run.
+    pub args: &'a Args,
+    /// Step 1.
+    pub ceiling: &'a Ceiling,
+    /// Load scenarios.
+    pub scenarios: &'a [Scenario],
+    /// Why the PostgreSQL scenario is missing, if it is.
+    pub pg_note: Option<&'a str>,
+    /// Start-up and memory, unless skipped.
+    pub startup: Option<&'a Startup>,
+    /// Wall time of the run.
+    pub elapsed_s: f64,
+}
+
+fn cmd(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// One line describing this machine.
+pub fn machine(cores: usize) -> String {
+    let model = cmd("lscpu", &[])
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Model name:").map(|m| m.trim().to_owned()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0 / 1024.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    format!("{model}, {cores} cores available, {mem_gib:.1} GiB RAM, Linux {kernel}")
+}
+
+fn f(v: f64, decimals: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.decimals$}")
+    } else {
+        "–".into()
+    }
+}
+
+fn threads(mode: Mode) -> usize {
+    match mode {
+        Mode::Closed(c) => c,
+        Mode::Rate { .. } => usize::MAX,
+    }
+}
+
+fn find<'a>(
+    scenarios: &'a [Scenario],
+    backend: &str,
+    kind: Kind,
+    c: Option<usize>,
+) -> Option<&'a PhaseResult> {
+    scenarios
+        .iter()
+        .filter(|s| s.backend == backend)
+        .flat_map(|s| s.rows.iter())
+        .find(|r| {
+            r.kind == kind
+                && match (c, r.mode) {
+                    (Some(c), Mode::Closed(m)) => c == m,
+                    (None, Mode::Rate { .. }) => true,
+                    _ => false,
+                }
+        })
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+/// Renders the report (the part between the markers).
+pub fn render(input: &Input<'_>) -> String {
+    let c = input.ceiling;
+    let mut md = String::new();
+    let commit = cmd("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let date = cmd("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let _ = writeln!(md, "{BEGIN}");
+    if input.args.quick {
+        let _ = writeln!(
+            md,
+            "**Quick run (`--quick`): a smoke test, the figures mean nothing.**\n"
+        );
+    }
+    let _ = writeln!(
+        md,
+        "Run {date} at commit `{commit}`, {:.0} s in all.  ",
+        input.elapsed_s
+    );
+    let _ = writeln!(md, "Machine: {}.  ", machine(c.cores));
+    let _ = writeln!(
+        md,
+        "Load: {} s measured per phase after {} s warm-up; {} insecure-KDF keys; the client runs on the same cores \
+         (its CPU is shown).\n",
+        input.args.duration().as_secs_f64(),
+        input.args.warmup().as_secs_f64(),
+        input.args.load_keys
+    );
+
+    let _ = writeln!(md, "### Ceiling (step 1, in-process)\n");
+    let _ = writeln!(md, "| measure | value |\n|---|---|");
+    let _ = writeln!(
+        md,
+        "| raw blst sign, 1 thread | {} µs ({} /s per core) |",
+        f(c.sign_us, 1),
+        f(c.sign_rate_per_core(), 0)
+    );
+    let _ = writeln!(
+        md,
+        "| raw blst sign, {} threads at once | {} /s ({} × cores × per-core rate) |",
+        c.cores,
+        f(c.parallel_rate, 0),
+        f(c.parallel_rate / c.rate_for(c.cores), 2)
+    );
+    let _ = writeln!(
+        md,
+        "| one scrypt decryption (n=2^18, r=8, p=1) | {} ms |",
+        f(c.scrypt_ms, 0)
+    );
+    let _ = writeln!(
+        md,
+        "| one pbkdf2 decryption (c=2^18) | {} ms |",
+        f(c.pbkdf2_ms, 1)
+    );
+
+    let _ = writeln!(md, "\n### HTTP load (steps 2–4)\n");
+    let _ = writeln!(
+        md,
+        "× ceiling = throughput / (min(c, cores) × raw sign rate per core); × raw sign = server CPU per request / one raw sign.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| backend | slashing | request | load | requests | non-200 | throughput /s | × ceiling | p50 ms | p99 ms | max ms | server CPU µs/req | × raw sign | client CPU µs/req | server RSS MiB |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for s in input.scenarios {
+        for r in &s.rows {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                s.backend,
+                if s.slashing { "on" } else { "off" },
+                r.kind.name(),
+                r.mode.label(),
+                r.requests,
+                r.non_ok,
+                f(r.throughput, 0),
+                f(r.throughput / c.rate_for(threads(r.mode)), 2),
+                f(r.p50_ms, 2),
+                f(r.p99_ms, 2),
+                f(r.max_ms, 1),
+                f(r.server_cpu_us, 0),
+                f(r.server_cpu_us / c.sign_us, 2),
+                f(r.client_cpu_us, 0),
+                f(r.server_rss_mib, 1),
+            );
+        }
+    }
+    if let Some(note) = input.pg_note {
+        let _ = writeln!(
+            md,
+            "| PostgreSQL | on | – | – | {note} | | | | | | | | | | |"
+        );
+    }
+
+    let pg = input.scenarios.iter().find_map(|s| s.pg);
+    let _ = writeln!(md, "\n### PostgreSQL round trips per slashing check\n");
+    match pg {
+        Some(p) => {
+            let _ = writeln!(
+                md,
+                "| checks (200 + 412) | transactions committed | per check | fs_check_* calls | per check |\n|---|---|---|---|---|"
+            );
+            let per = |v: i64| {
+                if p.checks == 0 {
+                    f64::NAN
+                } else {
+                    v as f64 / p.checks as f64
+                }
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                p.checks,
+                p.xacts,
+                f(per(p.xacts), 3),
+                p.calls,
+                f(per(p.calls), 3)
+            );
+            let _ = writeln!(
+                md,
+                "\nEach check is one `SELECT fs_check_…(…)` statement on a pooled connection (its own transaction); \
+                 counted from `pg_stat_database.xact_commit` and `pg_stat_user_functions` of a fresh database \
+                 (`track_functions = all`). Transactions also count the one-off `Parse` of the cached prepared \
+                 statement on each new pooled connection, hence slightly above 1 in short runs."
+            );
+        }
+        None => {
+            let _ = writeln!(md, "{}", input.pg_note.unwrap_or("not measured"));
+        }
+    }
+
+    if let Some(st) = input.startup {
+        let ideal = st.n as f64 * c.scrypt_ms / 1e3 / c.cores as f64;
+        let _ = writeln!(md, "\n### Start-up and memory (step 5)\n");
+        let _ = writeln!(
+            md,
+            "Time is from process start to the first `/healthcheck` 200. Ideal first load = N × one scrypt / cores = {} s.\n",
+            f(ideal, 1)
+        );
+        let _ = writeln!(
+            md,
+            "| case | keys | time s | × ideal | server CPU s | RSS MiB | peak RSS MiB |\n|---|---|---|---|---|---|---|"
+        );
+        let row =
+            |md: &mut String, name: &str, n: usize, v: (f64, f64, f64, f64), ratio: Option<f64>| {
+                let _ = writeln!(
+                    md,
+                    "| {name} | {n} | {} | {} | {} | {} | {} |",
+                    f(v.0, 2),
+                    ratio.map_or("–".into(), |r| f(r, 2)),
+                    f(v.1, 1),
+                    f(v.2, 1),
+                    f(v.3, 1)
+                );
+            };
+        row(
+            &mut md,
+            "first load, scrypt keystores",
+            st.n,
+            st.cold,
+            Some(st.cold.0 / ideal),
+        );
+        match st.warm {
+            Some(w) => row(&mut md, "restart, key cache", st.n, w, None),
+            None => {
+                let _ = writeln!(
+                    md,
+                    "| restart, key cache | {} | binary has no `--key-cache-enabled` | | | | |",
+                    st.n
+                );
+            }
+        }
+        row(
+            &mut md,
+            "loaded, insecure-KDF keystores",
+            st.mem_n,
+            st.mem,
+            None,
+        );
+    }
+
+    let _ = writeln!(
+        md,
+        "\n### Targets (DESIGN.md §4), as ratios from this run\n"
+    );
+    let _ = writeln!(
+        md,
+        "| what | target | measured | verdict |\n|---|---|---|---|"
+    );
+    if let Some(r) = find(input.scenarios, "SQLite", Kind::Attestation, Some(64)) {
+        let ratio = r.server_cpu_us / c.sign_us;
+        let _ = writeln!(
+            md,
+            "| server CPU per signed ATTESTATION (SQLite, c=64) | ≤ 1.15 × raw sign | {} × ({} µs) | {} |",
+            f(ratio, 2),
+            f(r.server_cpu_us, 0),
+            verdict(ratio <= 1.15)
+        );
+        let ratio = r.throughput / c.rate_for(c.cores);
+        let _ = writeln!(
+            md,
+            "| HTTP throughput, c=64 | ≥ 0.85 × cores × raw sign rate | {} × ({} /s) | {} |",
+            f(ratio, 2),
+            f(r.throughput, 0),
+            verdict(ratio >= 0.85)
+        );
+    }
+    if let Some(r) = find(input.scenarios, "SQLite", Kind::Attestation, None) {
+        let _ = writeln!(
+            md,
+            "| p99 latency at half the maximum rate ({}) | ≤ 3 ms | {} ms | {} |",
+            r.mode.label(),
+            f(r.p99_ms, 2),
+            verdict(r.p99_ms <= 3.0)
+        );
+    }
+    if let Some(p) = pg {
+        let per = p.xacts as f64 / p.checks.max(1) as f64;
+        let calls = p.calls as f64 / p.checks.max(1) as f64;
+        let _ = writeln!(
+            md,
+            "| PostgreSQL round trips per slashing check | 1 | {} transactions, {} check calls | {} |",
+            f(per, 3),
+            f(calls, 3),
+            verdict(per <= 1.01 && calls <= 1.01)
+        );
+    }
+    if let Some(st) = input.startup {
+        let ideal = st.n as f64 * c.scrypt_ms / 1e3 / c.cores as f64;
+        if let Some(w) = st.warm {
+            let _ = writeln!(
+                md,
+                "| restart with {} scrypt keystores, key cache warm | ≤ 3 s | {} s | {} |",
+                st.n,
+                f(w.0, 2),
+                verdict(w.0 <= 3.0)
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| first load with {} scrypt keystores | ≤ 1.1 × N × one scrypt / cores | {} × ({} s) | {} |",
+            st.n,
+            f(st.cold.0 / ideal, 2),
+            f(st.cold.0, 1),
+            verdict(st.cold.0 / ideal <= 1.1)
+        );
+        let _ = writeln!(
+            md,
+            "| resident memory with {} keys | ≤ 100 MiB | {} MiB | {} |",
+            st.mem_n,
+            f(st.mem.2, 1),
+            verdict(st.mem.2 <= 100.0)
+        );
+    }
+    let on = find(input.scenarios, "SQLite", Kind::Attestation, Some(64));
+    let off = find(input.scenarios, "-", Kind::Attestation, Some(64));
+    if let (Some(on), Some(off)) = (on, off) {
+        let _ = writeln!(
+            md,
+            "| slashing on (SQLite) vs off, c=64 | (informative) | throughput {} ×, CPU/req {} × | |",
+            f(on.throughput / off.throughput, 2),
+            f(on.server_cpu_us / off.server_cpu_us, 2)
+        );
+    }
+    let _ = write!(md, "{END}");
+    md
+}
+
+/// Writes `generated` into `path`, replacing the text between the markers if the file has them,
+/// otherwise writing a new file with a title and reproduction note around it.
+pub fn write(path: &Path, generated: &str) -> std::io::Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let text = match (existing.find(BEGIN), existing.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!(
+                "{}{}{}",
+                &existing[..b],
+                generated,
+                &existing[e + END.len()..]
+            )
+        }
+        _ => format!(
+            "# Performance\n\nReproduce with `scripts/bench` (builds the release binaries and runs `ferrosigner-bench`).\n\n{generated}\n"
+        ),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)
+}

@@ -1,0 +1,110 @@
+//! Runs `ferrosigner-bench --quick` against the real signer binary and checks the report's shape.
+//! This is a smoke test of the tool, not a benchmark: no figure is asserted.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The signer binary: an existing release or debug build, else `cargo build -p ferrosigner`.
+fn signer_binary() -> PathBuf {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    dirs.push(workspace().join("target"));
+    let find = |dirs: &[PathBuf]| {
+        dirs.iter()
+            .flat_map(|d| [d.join("release/ferrosigner"), d.join("debug/ferrosigner")])
+            .find(|p| p.is_file())
+    };
+    if let Some(found) = find(&dirs) {
+        return found;
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "ferrosigner"])
+        .current_dir(workspace())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p ferrosigner failed");
+    find(&dirs).expect("the signer binary exists after building it")
+}
+
+#[test]
+fn quick_run_writes_every_table() {
+    let signer = signer_binary();
+    let out = tempfile::tempdir().unwrap();
+    let report = out.path().join("performance.md");
+    std::fs::write(
+        &report,
+        "# Kept title\n\nkept text\n\n<!-- bench:begin -->old<!-- bench:end -->\n\nkept tail\n",
+    )
+    .unwrap();
+    let start = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_ferrosigner-bench"))
+        .arg("--quick")
+        .arg("--signer")
+        .arg(&signer)
+        .arg("--cache-dir")
+        .arg(workspace().join("target/bench-cache"))
+        .arg("--output")
+        .arg(&report)
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed: {stderr}");
+    assert!(
+        elapsed < Duration::from_secs(120),
+        "quick run took {elapsed:?}"
+    );
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.starts_with("# Kept title\n\nkept text\n"), "{md}");
+    assert!(md.trim_end().ends_with("kept tail"), "{md}");
+    assert!(!md.contains("old<!--"), "{md}");
+    for row in [
+        "| raw blst sign, 1 thread |",
+        "| one scrypt decryption (n=2^18, r=8, p=1) |",
+        "| one pbkdf2 decryption (c=2^18) |",
+        "| SQLite | on | ATTESTATION | c=1 |",
+        "| SQLite | on | ATTESTATION | c=16 |",
+        "| SQLite | on | ATTESTATION | c=64 |",
+        "| SQLite | on | BLOCK_V2 | c=64 |",
+        "| SQLite | on | ATTESTATION | fixed ",
+        "| - | off | ATTESTATION | c=64 |",
+        "| first load, scrypt keystores | 4 |",
+        "| restart, key cache | 4 |",
+        "| loaded, insecure-KDF keystores | 200 |",
+        "| server CPU per signed ATTESTATION (SQLite, c=64) |",
+        "| HTTP throughput, c=64 |",
+        "| p99 latency at half the maximum rate",
+        "| resident memory with 200 keys |",
+    ] {
+        assert!(md.contains(row), "missing row {row:?} in:\n{md}");
+    }
+    // every load row answered 200 to every request
+    for line in md
+        .lines()
+        .filter(|l| l.contains("| ATTESTATION |") || l.contains("| BLOCK_V2 |"))
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert_eq!(cells.get(6), Some(&"0"), "non-200 answers in {line}");
+        assert_ne!(cells.get(5), Some(&"0"), "no requests in {line}");
+    }
+    if md.contains("| PostgreSQL | on | ATTESTATION | c=64 |") {
+        assert!(
+            md.contains("| PostgreSQL round trips per slashing check | 1 |"),
+            "{md}"
+        );
+    } else {
+        assert!(
+            stderr.contains("NOTICE: PostgreSQL scenario skipped"),
+            "no PostgreSQL rows and no notice: {stderr}"
+        );
+        eprintln!("NOTICE: PostgreSQL not reachable; its rows were skipped");
+    }
+}
