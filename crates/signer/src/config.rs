@@ -61,6 +61,23 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_HTTP_LISTEN_PORT", default_value_t = 9000)]
     pub http_listen_port: u16,
 
+    /// PEM certificate chain: serve the signing API over TLS (with `--tls-key-file`).
+    #[arg(long, env = "FERROSIGNER_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long, env = "FERROSIGNER_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM CA certificate(s): require every client to present a certificate signed by one of them (mutual
+    /// TLS).
+    #[arg(
+        long,
+        env = "FERROSIGNER_TLS_CLIENT_CA_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_client_ca_file: Option<PathBuf>,
+
     /// Serve Prometheus metrics on their own listener.
     #[arg(long, env = "FERROSIGNER_METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub metrics_enabled: bool,

@@ -159,6 +159,14 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// (`/healthcheck` says DOWN until that finishes).
 pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     let network = resolve_network(&args.network)?;
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => Some(http::tls::acceptor(
+            cert,
+            key,
+            args.tls_client_ca_file.as_deref(),
+        )?),
+        _ => None,
+    };
     let jobs = startup_jobs(&args)?;
     create_private_dir(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
@@ -235,11 +243,15 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         keymanager,
         args.max_request_body_bytes,
     );
-    let mut tasks = vec![tokio::spawn(http::serve(
-        listener,
-        router,
-        wait_for(shutdown_rx.clone()),
-    ))];
+    let mut tasks = vec![match &tls {
+        Some(acceptor) => tokio::spawn(http::tls::serve(
+            listener,
+            acceptor.clone(),
+            router,
+            wait_for(shutdown_rx.clone()),
+        )),
+        None => tokio::spawn(http::serve(listener, router, wait_for(shutdown_rx.clone()))),
+    }];
     let metrics_addr = if args.metrics_enabled {
         let listener = TcpListener::bind((args.metrics_listen_host, args.metrics_listen_port))
             .await
@@ -259,7 +271,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     } else {
         None
     };
-    tracing::info!(%http_addr, ?metrics_addr, network = signer.network().name(), "listening");
+    tracing::info!(%http_addr, ?metrics_addr, tls = tls.is_some(), network = signer.network().name(), "listening");
 
     let loading = tokio::spawn(manager.clone().load_startup(jobs));
     Ok(Running {

@@ -5,6 +5,7 @@
 mod eth2;
 mod health;
 pub mod keymanager;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
