@@ -138,6 +138,23 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_KEY_MANAGER_TOKEN_FILE")]
     pub key_manager_token_file: Option<PathBuf>,
 
+    /// Prune the slashing database periodically (keeps protection: pruned history becomes the low watermark).
+    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_PRUNING_ENABLED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub slashing_protection_pruning_enabled: bool,
+
+    /// Epochs of history periodic pruning keeps.
+    #[arg(
+        long,
+        env = "FERROSIGNER_SLASHING_PROTECTION_PRUNING_EPOCHS_TO_KEEP",
+        default_value_t = 250
+    )]
+    pub slashing_protection_pruning_epochs_to_keep: u64,
+
+    /// Seconds between periodic prunings (the first runs one interval after start).
+    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_PRUNING_INTERVAL_SECONDS", default_value_t = 12 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub slashing_protection_pruning_interval_seconds: u64,
+
     /// Largest accepted request body in bytes; larger bodies get 413.
     #[arg(long, env = "FERROSIGNER_MAX_REQUEST_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_request_body_bytes: usize,

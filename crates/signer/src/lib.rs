@@ -273,6 +273,17 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     };
     tracing::info!(%http_addr, ?metrics_addr, tls = tls.is_some(), network = signer.network().name(), "listening");
 
+    if args.slashing_protection_pruning_enabled
+        && let Some(db) = signer.slashing().cloned()
+    {
+        tasks.push(tokio::spawn(prune_periodically(
+            db,
+            args.slashing_protection_pruning_epochs_to_keep,
+            signer.network().slots_per_epoch(),
+            std::time::Duration::from_secs(args.slashing_protection_pruning_interval_seconds),
+            wait_for(shutdown.subscribe()),
+        )));
+    }
     let loading = tokio::spawn(manager.clone().load_startup(jobs));
     Ok(Running {
         http_addr,
@@ -284,6 +295,32 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         tasks,
         loading,
     })
+}
+
+/// Prunes the slashing database every `interval` until `shutdown`.
+async fn prune_periodically(
+    db: SlashingDb,
+    keep_epochs: u64,
+    slots_per_epoch: u64,
+    interval: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = &mut shutdown => return Ok(()),
+        }
+        let started = std::time::Instant::now();
+        match db.prune(keep_epochs, slots_per_epoch).await {
+            Ok(()) => tracing::info!(
+                keep_epochs,
+                seconds = started.elapsed().as_secs_f64(),
+                "slashing database pruned"
+            ),
+            Err(e) => tracing::warn!("pruning the slashing database failed: {e}"),
+        }
+    }
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

@@ -349,3 +349,56 @@ async fn two_processes_on_one_postgres_never_both_sign() {
     a.wait().unwrap();
     b.wait().unwrap();
 }
+
+#[tokio::test]
+async fn periodic_pruning_drops_old_rows_and_keeps_protection() {
+    let signer = TestSigner::start(
+        &[key()],
+        &[
+            "--slashing-protection-pruning-enabled",
+            "true",
+            "--slashing-protection-pruning-epochs-to-keep",
+            "5",
+            "--slashing-protection-pruning-interval-seconds",
+            "1",
+        ],
+    )
+    .await;
+    let pk = key().public_key().to_hex();
+    for target in [10u64, 20, 30] {
+        assert_eq!(
+            signer
+                .sign(&pk, &attestation(target - 1, target, 1))
+                .await
+                .0,
+            200
+        );
+    }
+    let db_file = signer.dir.path().join("data/slashing-protection.sqlite");
+    let db = ferrosigner_slashing::SlashingDb::open(db_file.to_str().unwrap())
+        .await
+        .unwrap();
+    let mut targets = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let exported: Value =
+            serde_json::from_str(&db.export_interchange(None).await.unwrap()).unwrap();
+        targets = exported["data"][0]["signed_attestations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["target_epoch"].as_str().unwrap().parse::<u64>().unwrap())
+            .collect();
+        if !targets.contains(&10) {
+            break;
+        }
+    }
+    assert!(
+        !targets.contains(&10) && targets.contains(&30),
+        "not pruned: {targets:?}"
+    );
+    // pruned history is still protected: below the watermark nothing signs
+    assert_eq!(signer.sign(&pk, &attestation(10, 15, 1)).await.0, 412);
+    assert_eq!(signer.sign(&pk, &attestation(30, 31, 1)).await.0, 200);
+    signer.running.shutdown().await;
+}
