@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::http::Conn;
-use crate::server::{ProcSample, Server, sample};
+use crate::server::{ProcSample, Server, machine_busy_s, sample};
 
 const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
 /// First epoch (attestations) or slot (blocks) used; later than the mainnet Electra fork.
@@ -152,6 +152,8 @@ pub struct PhaseResult {
     pub client_cpu_us: f64,
     /// Server resident memory at the end of the window.
     pub server_rss_mib: f64,
+    /// CPU used by other processes on the machine during the window, as a share of all cores.
+    pub other_cpu_share: f64,
 }
 
 struct WorkerOut {
@@ -263,11 +265,15 @@ pub async fn run_phase(
     tokio::time::sleep_until(window_start).await;
     let s0: ProcSample = server.sample()?;
     let c0 = sample("self")?;
+    let m0 = machine_busy_s()?;
     let w0 = Instant::now();
     tokio::time::sleep_until(end).await;
     let s1 = server.sample()?;
     let c1 = sample("self")?;
+    let m1 = machine_busy_s()?;
     let window_s = (Instant::now() - w0).as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let other = (m1 - m0) - (s1.cpu_s - s0.cpu_s) - (c1.cpu_s - c0.cpu_s);
     let mut latencies = Vec::new();
     let (mut requests, mut ok, mut checks) = (0, 0, 0);
     for h in handles {
@@ -299,6 +305,7 @@ pub async fn run_phase(
         server_cpu_us: per_ok(s1.cpu_s - s0.cpu_s),
         client_cpu_us: per_ok(c1.cpu_s - c0.cpu_s),
         server_rss_mib: s1.rss_mib,
+        other_cpu_share: (other / (window_s * cores)).max(0.0),
     })
 }
 

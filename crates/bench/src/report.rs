@@ -119,7 +119,14 @@ pub fn render(input: &Input<'_>) -> String {
         "Run {date} at commit `{commit}`, {:.0} s in all.  ",
         input.elapsed_s
     );
-    let _ = writeln!(md, "Machine: {}.  ", machine(c.cores));
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let loadavg: Vec<&str> = loadavg.split_whitespace().take(3).collect();
+    let _ = writeln!(
+        md,
+        "Machine: {}; load average at the end {}.  ",
+        machine(c.cores),
+        loadavg.join(" ")
+    );
     let _ = writeln!(
         md,
         "Load: {} s measured per phase after {} s warm-up; {} insecure-KDF keys; the client runs on the same cores \
@@ -158,7 +165,8 @@ pub fn render(input: &Input<'_>) -> String {
     let _ = writeln!(md, "\n### HTTP load (steps 2–4)\n");
     let _ = writeln!(
         md,
-        "× ceiling = throughput / (min(c, cores) × raw sign rate per core); × raw sign = server CPU per request / one raw sign.\n"
+        "× ceiling = throughput / (min(c, cores) × raw sign rate per core); × raw sign = server CPU per request / one raw sign; \
+         other CPU = what other processes on the machine used during the window, as a share of all cores.\n"
     );
     let _ = writeln!(
         md,
@@ -172,7 +180,7 @@ pub fn render(input: &Input<'_>) -> String {
         for r in &s.rows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}% |",
                 s.backend,
                 if s.slashing { "on" } else { "off" },
                 r.kind.name(),
@@ -188,6 +196,7 @@ pub fn render(input: &Input<'_>) -> String {
                 f(r.server_cpu_us / c.sign_us, 2),
                 f(r.client_cpu_us, 0),
                 f(r.server_rss_mib, 1),
+                f(r.other_cpu_share * 100.0, 0),
             );
         }
     }
