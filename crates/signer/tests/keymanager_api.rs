@@ -6,12 +6,10 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{TestSigner, secret};
+use common::{GVR, TestSigner, block, secret};
 use ferrosigner_bls::SecretKey;
 use ferrosigner_keystore::{Kdf, Keystore};
 use serde_json::{Value, json};
-
-const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
 
 fn key(i: u8) -> SecretKey {
     secret(&format!("0x{}", hex::encode([i; 32])))
@@ -38,22 +36,6 @@ async fn km(signer: &TestSigner, method: reqwest::Method, body: Option<Value>) -
     let response = req.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
-}
-
-fn block(slot: u64, state_root_byte: u8) -> Value {
-    json!({
-        "type": "BLOCK_V2",
-        "fork_info": {
-            "fork": {"previous_version": "0x04000000", "current_version": "0x05000000", "epoch": "364032"},
-            "genesis_validators_root": GVR
-        },
-        "beacon_block": {"version": "ELECTRA", "block_header": {
-            "slot": slot.to_string(), "proposer_index": "7",
-            "parent_root": format!("0x{}", "11".repeat(32)),
-            "state_root": format!("0x{}", hex::encode([state_root_byte; 32])),
-            "body_root": format!("0x{}", "33".repeat(32))
-        }}
-    })
 }
 
 fn statuses(body: &Value) -> Vec<String> {
@@ -193,9 +175,14 @@ async fn import_statuses_persistence_and_restart() {
         json!({"keystores": [keystore_json(&b, "pb")], "passwords": []}),
         json!({"keystores": "x"}),
         json!([]),
+        json!({"keystores": [], "passwords": "hunter2-in-the-wrong-place"}),
     ] {
         let (status, body) = km(&signer, reqwest::Method::POST, Some(bad)).await;
         assert_eq!(status, 400, "{body}");
+        assert!(
+            !body.to_string().contains("hunter2"),
+            "the error echoes a password: {body}"
+        );
     }
     let (status, body) = km(
         &signer,

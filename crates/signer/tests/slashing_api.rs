@@ -8,34 +8,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{TestSigner, secret};
+use common::{TestSigner, block, fork_info, secret};
 use ferrosigner_bls::SecretKey;
 use serde_json::{Value, json};
 
-const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
-
 fn key() -> SecretKey {
     secret("0x263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3")
-}
-
-fn fork_info() -> Value {
-    json!({
-        "fork": {"previous_version": "0x04000000", "current_version": "0x05000000", "epoch": "364032"},
-        "genesis_validators_root": GVR
-    })
-}
-
-fn block(slot: u64, state_root_byte: u8) -> Value {
-    json!({
-        "type": "BLOCK_V2",
-        "fork_info": fork_info(),
-        "beacon_block": {"version": "ELECTRA", "block_header": {
-            "slot": slot.to_string(), "proposer_index": "7",
-            "parent_root": format!("0x{}", "11".repeat(32)),
-            "state_root": format!("0x{}", hex::encode([state_root_byte; 32])),
-            "body_root": format!("0x{}", "33".repeat(32))
-        }}
-    })
 }
 
 fn attestation(source: u64, target: u64, root_byte: u8) -> Value {

@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -77,6 +78,30 @@ async fn list(State(state): State<KeymanagerState>) -> Response {
     axum::Json(json!({ "data": state.manager.list() })).into_response()
 }
 
+/// Reads a JSON request body. The error names the position and the expected shape but never echoes the
+/// body, which may hold passwords.
+#[allow(clippy::result_large_err, reason = "the error is the response itself, returned at once")]
+fn json_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    shape: &str,
+) -> Result<T, Response> {
+    let body = body.map_err(|rejection| error(rejection.status(), rejection.body_text()))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "invalid request body at line {} column {}: expected {shape}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+const IMPORT_SHAPE: &str =
+    "{\"keystores\": [string], \"passwords\": [string], \"slashing_protection\"?: string}";
+const DELETE_SHAPE: &str = "{\"pubkeys\": [string]}";
+
 #[derive(Deserialize)]
 struct ImportRequest {
     keystores: Vec<String>,
@@ -89,18 +114,9 @@ async fn import(
     State(state): State<KeymanagerState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
-    };
-    let request: ImportRequest = match serde_json::from_slice(&body) {
+    let request: ImportRequest = match json_body(body, IMPORT_SHAPE) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid import request: {e}"),
-            );
-        }
+        Err(response) => return response,
     };
     let passwords = request.passwords.into_iter().map(Zeroizing::new).collect();
     match state
@@ -125,18 +141,9 @@ async fn delete(
     State(state): State<KeymanagerState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
-    };
-    let request: DeleteRequest = match serde_json::from_slice(&body) {
+    let request: DeleteRequest = match json_body(body, DELETE_SHAPE) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid delete request: {e}"),
-            );
-        }
+        Err(response) => return response,
     };
     let (statuses, interchange) = state.manager.delete(&request.pubkeys).await;
     axum::Json(json!({ "data": statuses, "slashing_protection": interchange })).into_response()

@@ -156,3 +156,28 @@ pub async fn fresh_postgres_db() -> Option<String> {
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     Some(format!("{base}/{name}"))
 }
+
+/// Mainnet's genesis validators root.
+pub const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
+
+/// Mainnet Electra fork_info.
+pub fn fork_info() -> Value {
+    serde_json::json!({
+        "fork": {"previous_version": "0x04000000", "current_version": "0x05000000", "epoch": "364032"},
+        "genesis_validators_root": GVR
+    })
+}
+
+/// A BLOCK_V2 (Electra header) request at `slot`; `state_root_byte` varies the signing root.
+pub fn block(slot: u64, state_root_byte: u8) -> Value {
+    serde_json::json!({
+        "type": "BLOCK_V2",
+        "fork_info": fork_info(),
+        "beacon_block": {"version": "ELECTRA", "block_header": {
+            "slot": slot.to_string(), "proposer_index": "7",
+            "parent_root": format!("0x{}", "11".repeat(32)),
+            "state_root": format!("0x{}", hex::encode([state_root_byte; 32])),
+            "body_root": format!("0x{}", "33".repeat(32))
+        }}
+    })
+}
