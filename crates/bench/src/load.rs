@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::http::Conn;
+use crate::profile::{self, Profile};
 use crate::server::{ProcSample, Server, machine_busy_s, sample};
 
 const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
@@ -154,6 +155,8 @@ pub struct PhaseResult {
     pub server_rss_mib: f64,
     /// CPU used by other processes on the machine during the window, as a share of all cores.
     pub other_cpu_share: f64,
+    /// Where the server's CPU went during the window, when profiled.
+    pub profile: Option<Profile>,
 }
 
 struct WorkerOut {
@@ -236,14 +239,15 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted.get(rank - 1).copied().unwrap_or(0) as f64 / 1000.0
 }
 
-/// Runs one phase against `server`: `warmup`, then `duration` measured.
+/// Runs one phase against `server`: `warmup`, then `duration` measured; with `perf_out`, the server is
+/// sampled by `perf` during the measured window.
 pub async fn run_phase(
     server: &Server,
     work: &Arc<Workload>,
     kind: Kind,
     mode: Mode,
-    warmup: Duration,
-    duration: Duration,
+    (warmup, duration): (Duration, Duration),
+    perf_out: Option<&std::path::Path>,
 ) -> anyhow::Result<PhaseResult> {
     let t0 = Instant::now() + Duration::from_millis(50);
     let window_start = t0 + warmup;
@@ -267,11 +271,22 @@ pub async fn run_phase(
     let c0 = sample("self")?;
     let m0 = machine_busy_s()?;
     let w0 = Instant::now();
+    let perf = match perf_out {
+        Some(out) => Some(profile::start(server.pid, duration, out)?),
+        None => None,
+    };
     tokio::time::sleep_until(end).await;
     let s1 = server.sample()?;
     let c1 = sample("self")?;
     let m1 = machine_busy_s()?;
     let window_s = (Instant::now() - w0).as_secs_f64();
+    let profile = match (perf, perf_out) {
+        (Some(mut child), Some(out)) => {
+            child.wait()?;
+            Some(profile::analyse(out))
+        }
+        _ => None,
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let other = (m1 - m0) - (s1.cpu_s - s0.cpu_s) - (c1.cpu_s - c0.cpu_s);
     let mut latencies = Vec::new();
@@ -306,6 +321,7 @@ pub async fn run_phase(
         client_cpu_us: per_ok(c1.cpu_s - c0.cpu_s),
         server_rss_mib: s1.rss_mib,
         other_cpu_share: (other / (window_s * cores)).max(0.0),
+        profile,
     })
 }
 

@@ -13,6 +13,7 @@ mod http;
 mod keysets;
 mod load;
 mod pg;
+mod profile;
 mod report;
 mod server;
 
@@ -77,6 +78,10 @@ pub struct Args {
     /// Skip the start-up and memory measurements.
     #[arg(long)]
     pub no_startup: bool,
+    /// Do not profile the server with `perf` during the c=64 ATTESTATION phases (profiling is on when
+    /// `perf record` works here).
+    #[arg(long)]
+    pub no_profile: bool,
 }
 
 impl Args {
@@ -200,34 +205,19 @@ async fn load_scenario(
         }
         None => None,
     };
-    let (warmup, duration) = (args.warmup(), args.duration());
+    let times = (args.warmup(), args.duration());
+    let perf_out = work_dir.join(format!("{name}.perf.data"));
+    let profile = (!args.no_profile && profile::available()).then_some(perf_out.as_path());
     let mut rows = Vec::new();
     let levels: &[usize] = if slashing { &[1, 16, 64] } else { &[1, 64] };
     for &c in levels {
-        rows.push(
-            load::run_phase(
-                &server,
-                &work,
-                Kind::Attestation,
-                Mode::Closed(c),
-                warmup,
-                duration,
-            )
-            .await?,
-        );
+        let perf = if c == 64 { profile } else { None };
+        let mode = Mode::Closed(c);
+        rows.push(load::run_phase(&server, &work, Kind::Attestation, mode, times, perf).await?);
     }
     if slashing {
-        rows.push(
-            load::run_phase(
-                &server,
-                &work,
-                Kind::Block,
-                Mode::Closed(64),
-                warmup,
-                duration,
-            )
-            .await?,
-        );
+        let mode = Mode::Closed(64);
+        rows.push(load::run_phase(&server, &work, Kind::Block, mode, times, None).await?);
         let max = rows
             .iter()
             .find(|r| r.kind == Kind::Attestation && matches!(r.mode, Mode::Closed(64)))
@@ -239,8 +229,8 @@ async fn load_scenario(
                 &work,
                 Kind::Attestation,
                 Mode::Rate { rate, conns: 64 },
-                warmup,
-                duration,
+                times,
+                None,
             )
             .await?,
         );

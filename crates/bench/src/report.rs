@@ -170,11 +170,11 @@ pub fn render(input: &Input<'_>) -> String {
     );
     let _ = writeln!(
         md,
-        "| backend | slashing | request | load | requests | non-200 | throughput /s | × ceiling | p50 ms | p99 ms | max ms | server CPU µs/req | × raw sign | client CPU µs/req | server RSS MiB |"
+        "| backend | slashing | request | load | requests | non-200 | throughput /s | × ceiling | p50 ms | p99 ms | max ms | server CPU µs/req | × raw sign | client CPU µs/req | server RSS MiB | other CPU |"
     );
     let _ = writeln!(
         md,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for s in input.scenarios {
         for r in &s.rows {
@@ -205,6 +205,56 @@ pub fn render(input: &Input<'_>) -> String {
             md,
             "| PostgreSQL | on | – | – | {note} | | | | | | | | | | |"
         );
+    }
+
+    let profiled: Vec<(&Scenario, &PhaseResult, &crate::profile::Profile)> = input
+        .scenarios
+        .iter()
+        .flat_map(|s| s.rows.iter().map(move |r| (s, r)))
+        .filter_map(|(s, r)| r.profile.as_ref().map(|p| (s, r, p)))
+        .collect();
+    if !profiled.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n### Where the server's CPU goes (`perf record -e cpu-clock` on the server, measured window)\n"
+        );
+        let _ = writeln!(
+            md,
+            "µs/req = share of samples × server CPU per request. PostgreSQL's own work runs in its server \
+             processes and is not in these figures (see \"other CPU\").\n"
+        );
+        for (s, r, p) in profiled {
+            let _ = writeln!(
+                md,
+                "{} backend, slashing {}, {} {}: {} µs server CPU per request.\n",
+                s.backend,
+                if s.slashing { "on" } else { "off" },
+                r.kind.name(),
+                r.mode.label(),
+                f(r.server_cpu_us, 0)
+            );
+            let _ = writeln!(
+                md,
+                "| thread group | share | of which kernel | µs/req |\n|---|---|---|---|"
+            );
+            for (name, share, kernel) in &p.groups {
+                let _ = writeln!(
+                    md,
+                    "| {name} | {}% | {}% | {} |",
+                    f(share * 100.0, 1),
+                    f(kernel * 100.0, 1),
+                    f(share * r.server_cpu_us, 0)
+                );
+            }
+            let _ = writeln!(
+                md,
+                "\n| thread group | top symbols | share |\n|---|---|---|"
+            );
+            for (comm, sym, share) in &p.top {
+                let _ = writeln!(md, "| {comm} | `{sym}` | {}% |", f(share * 100.0, 1));
+            }
+            let _ = writeln!(md);
+        }
     }
 
     let pg = input.scenarios.iter().find_map(|s| s.pg);
