@@ -157,6 +157,9 @@ pub struct PhaseResult {
     pub other_cpu_share: f64,
     /// Where the server's CPU went during the window, when profiled.
     pub profile: Option<Profile>,
+    /// Messages already recorded per key when the phase started (mean): the slashing history the
+    /// checks run against.
+    pub history_per_key: f64,
 }
 
 struct WorkerOut {
@@ -249,6 +252,12 @@ pub async fn run_phase(
     (warmup, duration): (Duration, Duration),
     perf_out: Option<&std::path::Path>,
 ) -> anyhow::Result<PhaseResult> {
+    let history_per_key = work
+        .rounds
+        .iter()
+        .map(|r| r.load(Ordering::Relaxed) as f64)
+        .sum::<f64>()
+        / work.keys().max(1) as f64;
     let t0 = Instant::now() + Duration::from_millis(50);
     let window_start = t0 + warmup;
     let end = window_start + duration;
@@ -322,6 +331,7 @@ pub async fn run_phase(
         server_rss_mib: s1.rss_mib,
         other_cpu_share: (other / (window_s * cores)).max(0.0),
         profile,
+        history_per_key,
     })
 }
 

@@ -166,21 +166,23 @@ pub fn render(input: &Input<'_>) -> String {
     let _ = writeln!(
         md,
         "× ceiling = throughput / (min(c, cores) × raw sign rate per core); × raw sign = server CPU per request / one raw sign; \
-         other CPU = what other processes on the machine used during the window, as a share of all cores.\n"
+         other CPU = what other processes on the machine used during the window, as a share of all cores; \
+         history/key = messages already recorded per key when the phase started (the slashing history each check \
+         runs against; it grows through a scenario).\n"
     );
     let _ = writeln!(
         md,
-        "| backend | slashing | request | load | requests | non-200 | throughput /s | × ceiling | p50 ms | p99 ms | max ms | server CPU µs/req | × raw sign | client CPU µs/req | server RSS MiB | other CPU |"
+        "| backend | slashing | request | load | requests | non-200 | throughput /s | × ceiling | p50 ms | p99 ms | max ms | server CPU µs/req | × raw sign | client CPU µs/req | server RSS MiB | other CPU | history/key |"
     );
     let _ = writeln!(
         md,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for s in input.scenarios {
         for r in &s.rows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}% |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}% | {} |",
                 s.backend,
                 if s.slashing { "on" } else { "off" },
                 r.kind.name(),
@@ -197,6 +199,7 @@ pub fn render(input: &Input<'_>) -> String {
                 f(r.client_cpu_us, 0),
                 f(r.server_rss_mib, 1),
                 f(r.other_cpu_share * 100.0, 0),
+                f(r.history_per_key, 0),
             );
         }
     }
