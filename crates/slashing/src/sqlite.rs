@@ -88,8 +88,11 @@ fn open_connection(path: &str) -> Result<Connection, Error> {
             "{path}: cannot switch to WAL mode (got {mode})"
         )));
     }
-    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-        .map_err(open_err)?;
+    // 16 MiB of page cache keeps the indexes of a large history in memory.
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
+    )
+    .map_err(open_err)?;
     migrate(&conn).map_err(|e| Error::Open(format!("{path}: {e}")))?;
     Ok(conn)
 }
@@ -361,6 +364,14 @@ fn check_block_tx(
     Ok(Ok(verdict))
 }
 
+// Each surround search walks only the narrow side of its range: targets above the new target, and sources
+// above the new source (for a validator voting forwards, both are usually empty). The unary `+` keeps SQLite
+// from walking the other index over the validator's whole history instead.
+const SURROUNDED_BY_EXISTING: &str = "SELECT EXISTS (SELECT 1 FROM signed_attestations \
+     WHERE validator_id = ?1 AND target_epoch > ?3 AND +source_epoch < ?2)";
+const SURROUNDS_EXISTING: &str = "SELECT EXISTS (SELECT 1 FROM signed_attestations \
+     WHERE validator_id = ?1 AND source_epoch > ?2 AND +target_epoch < ?3)";
+
 fn check_attestation_tx(
     conn: &Connection,
     gvr: Root,
@@ -386,14 +397,8 @@ fn check_attestation_tx(
         source_watermark: v.wm.att_source,
         target_watermark: v.wm.att_target,
         existing_at_target: existing.map(root_from_db).transpose()?,
-        surrounded_by_existing: exists(
-            "SELECT EXISTS (SELECT 1 FROM signed_attestations \
-             WHERE validator_id = ?1 AND source_epoch < ?2 AND target_epoch > ?3)",
-        )?,
-        surrounds_existing: exists(
-            "SELECT EXISTS (SELECT 1 FROM signed_attestations \
-             WHERE validator_id = ?1 AND source_epoch > ?2 AND target_epoch < ?3)",
-        )?,
+        surrounded_by_existing: exists(SURROUNDED_BY_EXISTING)?,
+        surrounds_existing: exists(SURROUNDS_EXISTING)?,
     };
     let root = stored_root(root);
     let verdict = match rules::decide_attestation(&facts, source, target, root) {
@@ -760,5 +765,37 @@ impl SqliteStore {
                 .map_err(db_err)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = st
+            .query_map(params![1, 10, 11], |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+    }
+
+    /// The surround searches must use the index whose range is narrow, never scan the whole history.
+    #[test]
+    fn surround_searches_walk_the_narrow_index_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.sqlite");
+        let conn = open_connection(path.to_str().unwrap()).unwrap();
+        let surrounded = plan(&conn, SURROUNDED_BY_EXISTING);
+        assert!(surrounded.contains("target_epoch>?"), "{surrounded}");
+        assert!(
+            !surrounded.contains("SCAN signed_attestations"),
+            "{surrounded}"
+        );
+        let surrounds = plan(&conn, SURROUNDS_EXISTING);
+        assert!(
+            surrounds.contains("signed_attestations_source (validator_id=? AND source_epoch>?)"),
+            "{surrounds}"
+        );
     }
 }

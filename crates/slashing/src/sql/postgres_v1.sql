@@ -109,12 +109,15 @@ BEGIN
         IF v_root IS NOT NULL AND p_root IS NOT NULL AND v_root = p_root THEN RETURN 1; END IF;
         RETURN 13;
     END IF;
+    -- Each surround search walks only the narrow side of its range (targets above the new target, sources
+    -- above the new source; usually empty). `+ 0` keeps the planner from walking the other index over the
+    -- validator's whole history, which the cached generic plan otherwise does.
     IF EXISTS (SELECT 1 FROM signed_attestations
-               WHERE validator_id = v_id AND source_epoch < p_source AND target_epoch > p_target) THEN
+               WHERE validator_id = v_id AND target_epoch > p_target AND source_epoch + 0 < p_source) THEN
         RETURN 15;
     END IF;
     IF EXISTS (SELECT 1 FROM signed_attestations
-               WHERE validator_id = v_id AND source_epoch > p_source AND target_epoch < p_target) THEN
+               WHERE validator_id = v_id AND source_epoch > p_source AND target_epoch + 0 < p_target) THEN
         RETURN 14;
     END IF;
     INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root)
