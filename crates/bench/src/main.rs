@@ -124,6 +124,10 @@ pub struct PgFigures {
     pub calls: i64,
 }
 
+/// One start: seconds to healthy, server CPU seconds, RSS and peak RSS (MiB), and the share of all
+/// cores other processes used meanwhile.
+pub type Figures = (f64, f64, f64, f64, f64);
+
 /// Start-up and memory figures.
 #[derive(Debug, Clone, Default)]
 pub struct Startup {
@@ -132,13 +136,13 @@ pub struct Startup {
     /// Whether the binary has `--key-cache-enabled`.
     pub key_cache_flag: bool,
     /// Cold start: seconds to healthy, server CPU seconds, RSS and peak RSS (MiB).
-    pub cold: (f64, f64, f64, f64),
+    pub cold: Figures,
     /// Restart with the key cache: same figures.
-    pub warm: Option<(f64, f64, f64, f64)>,
+    pub warm: Option<Figures>,
     /// Keys of the memory run.
     pub mem_n: usize,
     /// Memory run: same figures.
-    pub mem: (f64, f64, f64, f64),
+    pub mem: Figures,
 }
 
 async fn public_keys(addr: &str) -> anyhow::Result<Vec<String>> {
@@ -270,16 +274,21 @@ async fn start_once(
     keys: &KeySet,
     extra: &[OsString],
     timeout: Duration,
-) -> anyhow::Result<(f64, f64, f64, f64)> {
+) -> anyhow::Result<Figures> {
     let mut a = base_args(keys);
     a.extend_from_slice(extra);
+    let busy0 = server::machine_busy_s()?;
     let mut server = Server::spawn(&args.signer, data_dir, &a)?;
     let t = server
         .wait_healthy(timeout, Duration::from_millis(10))
         .await?;
     let s = server.sample()?;
+    let busy1 = server::machine_busy_s()?;
     server.stop()?;
-    Ok((t.as_secs_f64(), s.cpu_s, s.rss_mib, s.hwm_mib))
+    let t = t.as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let other = ((busy1 - busy0 - s.cpu_s) / (t * cores)).max(0.0);
+    Ok((t, s.cpu_s, s.rss_mib, s.hwm_mib, other))
 }
 
 async fn startup(

@@ -302,25 +302,27 @@ pub fn render(input: &Input<'_>) -> String {
         let _ = writeln!(md, "\n### Start-up and memory (step 5)\n");
         let _ = writeln!(
             md,
-            "Time is from process start to the first `/healthcheck` 200. Ideal first load = N × one scrypt / cores = {} s.\n",
-            f(ideal, 1)
+            "Time is from process start to the first `/healthcheck` 200. Ideal first load = N × one scrypt / cores = {} s; \
+             the first load used {} × N × one scrypt of server CPU. Other CPU = what other processes used meanwhile.\n",
+            f(ideal, 1),
+            f(st.cold.1 / (st.n as f64 * c.scrypt_ms / 1e3), 2)
         );
         let _ = writeln!(
             md,
-            "| case | keys | time s | × ideal | server CPU s | RSS MiB | peak RSS MiB |\n|---|---|---|---|---|---|---|"
+            "| case | keys | time s | × ideal | server CPU s | RSS MiB | peak RSS MiB | other CPU |\n|---|---|---|---|---|---|---|---|"
         );
-        let row =
-            |md: &mut String, name: &str, n: usize, v: (f64, f64, f64, f64), ratio: Option<f64>| {
-                let _ = writeln!(
-                    md,
-                    "| {name} | {n} | {} | {} | {} | {} | {} |",
-                    f(v.0, 2),
-                    ratio.map_or("–".into(), |r| f(r, 2)),
-                    f(v.1, 1),
-                    f(v.2, 1),
-                    f(v.3, 1)
-                );
-            };
+        let row = |md: &mut String, name: &str, n: usize, v: crate::Figures, ratio: Option<f64>| {
+            let _ = writeln!(
+                md,
+                "| {name} | {n} | {} | {} | {} | {} | {} | {}% |",
+                f(v.0, 2),
+                ratio.map_or("–".into(), |r| f(r, 2)),
+                f(v.1, 1),
+                f(v.2, 1),
+                f(v.3, 1),
+                f(v.4 * 100.0, 0)
+            );
+        };
         row(
             &mut md,
             "first load, scrypt keystores",
@@ -333,7 +335,7 @@ pub fn render(input: &Input<'_>) -> String {
             None => {
                 let _ = writeln!(
                     md,
-                    "| restart, key cache | {} | binary has no `--key-cache-enabled` | | | | |",
+                    "| restart, key cache | {} | binary has no `--key-cache-enabled` | | | | | |",
                     st.n
                 );
             }
@@ -406,10 +408,12 @@ pub fn render(input: &Input<'_>) -> String {
         }
         let _ = writeln!(
             md,
-            "| first load with {} scrypt keystores | ≤ 1.1 × N × one scrypt / cores | {} × ({} s) | {} |",
+            "| first load with {} scrypt keystores | ≤ 1.1 × N × one scrypt / cores | {} × ({} s; server CPU {} × N × one scrypt; other processes {}% of the cores) | {} |",
             st.n,
             f(st.cold.0 / ideal, 2),
             f(st.cold.0, 1),
+            f(st.cold.1 / (st.n as f64 * c.scrypt_ms / 1e3), 2),
+            f(st.cold.4 * 100.0, 0),
             verdict(st.cold.0 / ideal <= 1.1)
         );
         let _ = writeln!(
