@@ -163,6 +163,12 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_SIGNING_THREADS")]
     pub signing_threads: Option<usize>,
 
+    /// Threads serving HTTP (parsing, signing roots, responses). Default: a quarter of the cores, at least
+    /// one: that work is a small fraction of a signature's cost, and fewer threads competing with the signing
+    /// threads for the cores measured faster (docs/performance.md).
+    #[arg(long, env = "FERROSIGNER_HTTP_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub http_worker_threads: Option<u16>,
+
     /// Log format.
     #[arg(
         long,
@@ -263,6 +269,18 @@ pub enum KdfChoice {
 }
 
 impl RunArgs {
+    /// The number of HTTP worker threads to run.
+    pub fn http_worker_threads(&self) -> usize {
+        self.http_worker_threads
+            .map(usize::from)
+            .unwrap_or_else(|| {
+                let cores = std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1);
+                cores.div_ceil(4)
+            })
+    }
+
     /// The slashing database location this configuration uses.
     pub fn slashing_db_location(&self) -> String {
         db_location(&self.data_dir, self.slashing_protection_db_url.as_deref())

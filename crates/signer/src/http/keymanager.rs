@@ -80,7 +80,10 @@ async fn list(State(state): State<KeymanagerState>) -> Response {
 
 /// Reads a JSON request body. The error names the position and the expected shape but never echoes the
 /// body, which may hold passwords.
-#[allow(clippy::result_large_err, reason = "the error is the response itself, returned at once")]
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the response itself, returned at once"
+)]
 fn json_body<T: DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     shape: &str,
