@@ -89,18 +89,29 @@ pub fn resolve_network(spec: &str) -> anyhow::Result<Network> {
     }
 }
 
-/// The jobs of start-up key loading: managed keys, then `--keystores-path`.
-fn startup_jobs(args: &RunArgs) -> anyhow::Result<Vec<Job>> {
-    let mut jobs = loader::managed_jobs(&args.data_dir.join("keystores"))
-        .with_context(|| format!("reading {}", args.data_dir.join("keystores").display()))?;
-    if let Some(passwords) = external_passwords(args)? {
-        let dir = args.keystores_path.as_deref().unwrap_or(Path::new("."));
+/// The jobs of start-up key loading: managed keys, then the external directory.
+fn startup_jobs(
+    data_dir: &Path,
+    external: Option<&(PathBuf, Passwords)>,
+) -> anyhow::Result<Vec<Job>> {
+    let managed = data_dir.join("keystores");
+    let mut jobs =
+        loader::managed_jobs(&managed).with_context(|| format!("reading {}", managed.display()))?;
+    if let Some((dir, passwords)) = external {
         jobs.extend(
-            loader::external_jobs(dir, &passwords)
+            loader::external_jobs(dir, passwords)
                 .with_context(|| format!("reading {}", dir.display()))?,
         );
     }
     Ok(jobs)
+}
+
+/// The external keystore directory and how its passwords are found, if `--keystores-path` is given.
+fn external_source(args: &RunArgs) -> anyhow::Result<Option<(PathBuf, Passwords)>> {
+    Ok(match (&args.keystores_path, external_passwords(args)?) {
+        (Some(dir), Some(passwords)) => Some((dir.clone(), passwords)),
+        _ => None,
+    })
 }
 
 /// Checks the `--keystores-*` flags and returns how passwords are found, or `None` without a keystore path.
@@ -167,7 +178,8 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         )?),
         _ => None,
     };
-    let jobs = startup_jobs(&args)?;
+    let external = external_source(&args)?;
+    let jobs = startup_jobs(&args.data_dir, external.as_ref())?;
     create_private_dir(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let token = if args.key_manager_api_enabled {
@@ -214,10 +226,6 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
             )
         })?;
     let http_addr = listener.local_addr()?;
-    let external = match (&args.keystores_path, external_passwords(&args)?) {
-        (Some(dir), Some(passwords)) => Some((dir.clone(), passwords)),
-        _ => None,
-    };
     let cache_file = args.data_dir.join("key-cache.bin");
     if !args.key_cache_enabled {
         key_cache::remove(&cache_file).map_err(anyhow::Error::msg)?;
