@@ -366,18 +366,15 @@ async fn a_bad_keystore_is_reported_and_the_rest_load() {
     std::fs::write(password_dir.join("keystore-1.txt"), "hunter2-not-it").unwrap();
     std::fs::write(keys.join("garbage.json"), "{not a keystore").unwrap();
     let data = dir.path().join("data");
-    let args = common::run_args(&[
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--http-listen-port",
-        "0",
-        "--metrics-enabled",
-        "false",
-        "--keystores-path",
-        keys.to_str().unwrap(),
-        "--keystores-passwords-path",
-        password_dir.to_str().unwrap(),
-    ]);
+    let args = common::local_args(
+        &data,
+        &[
+            "--keystores-path",
+            keys.to_str().unwrap(),
+            "--keystores-passwords-path",
+            password_dir.to_str().unwrap(),
+        ],
+    );
     let running = ferrosigner::start(args).await.unwrap();
     running.wait_keys_loaded().await;
     assert_eq!(running.signer.keys().len(), 1);

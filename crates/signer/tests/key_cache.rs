@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{run_args, secret, write_keystores};
+use common::{secret, write_keystores};
 use ferrosigner_bls::SecretKey;
 use ferrosigner_keystore::{Kdf, Keystore};
 
@@ -43,19 +43,15 @@ impl Setup {
     async fn start(&self, extra: &[&str]) -> ferrosigner::Running {
         let data = self.dir.path().join("data");
         let mut args = vec![
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--http-listen-port",
-            "0",
-            "--metrics-enabled",
-            "false",
             "--keystores-path",
             self.keys_dir.to_str().unwrap(),
             "--keystores-password-file",
             self.password_file.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let running = ferrosigner::start(run_args(&args)).await.unwrap();
+        let running = ferrosigner::start(common::local_args(&data, &args))
+            .await
+            .unwrap();
         tokio::time::timeout(Duration::from_secs(30), running.wait_keys_loaded())
             .await
             .unwrap();

@@ -195,14 +195,7 @@ async fn import_statuses_persistence_and_restart() {
     // restart on the same data dir: the imported key comes back
     let data = signer.dir.path().join("data");
     signer.running.shutdown().await;
-    let args = common::run_args(&[
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--http-listen-port",
-        "0",
-        "--metrics-enabled",
-        "false",
-    ]);
+    let args = common::local_args(&data, &[]);
     let running = ferrosigner::start(args).await.unwrap();
     running.wait_keys_loaded().await;
     assert!(
@@ -333,14 +326,7 @@ async fn delete_export_reimport_keeps_protection() {
     assert_eq!(statuses(&r), ["deleted"]);
     let data_dir = signer.dir.path().join("data");
     signer.running.shutdown().await;
-    let args = common::run_args(&[
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--http-listen-port",
-        "0",
-        "--metrics-enabled",
-        "false",
-    ]);
+    let args = common::local_args(&data_dir, &[]);
     let running = ferrosigner::start(args).await.unwrap();
     running.wait_keys_loaded().await;
     assert!(running.signer.keys().is_empty());
@@ -501,20 +487,17 @@ async fn healthcheck_is_down_until_keys_are_loaded() {
         std::fs::write(keys.join(format!("k{i}.json")), ks.to_json()).unwrap();
     }
     std::fs::write(dir.path().join("pw"), "p").unwrap();
-    let args = common::run_args(&[
-        "--data-dir",
-        dir.path().join("data").to_str().unwrap(),
-        "--http-listen-port",
-        "0",
-        "--metrics-enabled",
-        "false",
-        "--keystores-path",
-        keys.to_str().unwrap(),
-        "--keystores-password-file",
-        dir.path().join("pw").to_str().unwrap(),
-        "--signing-threads",
-        "1",
-    ]);
+    let args = common::local_args(
+        &dir.path().join("data"),
+        &[
+            "--keystores-path",
+            keys.to_str().unwrap(),
+            "--keystores-password-file",
+            dir.path().join("pw").to_str().unwrap(),
+            "--signing-threads",
+            "1",
+        ],
+    );
     let running = ferrosigner::start(args).await.unwrap();
     let client = reqwest::Client::new();
     let url = format!("http://{}/healthcheck", running.http_addr);

@@ -95,22 +95,13 @@ async fn start(dir: &Path, pki: &Pki, mutual: bool) -> ferrosigner::Running {
     let key = write(dir, "server.key", &pki.server_key);
     let ca = write(dir, "ca.pem", &pki.ca_pem);
     let data = dir.join("data");
-    let mut args = vec![
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--http-listen-port",
-        "0",
-        "--metrics-enabled",
-        "false",
-        "--tls-cert-file",
-        &cert,
-        "--tls-key-file",
-        &key,
-    ];
+    let mut args = vec!["--tls-cert-file", &cert, "--tls-key-file", &key];
     if mutual {
         args.extend_from_slice(&["--tls-client-ca-file", &ca]);
     }
-    ferrosigner::start(common::run_args(&args)).await.unwrap()
+    ferrosigner::start(common::local_args(&data, &args))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -163,18 +154,7 @@ fn bad_tls_files_fail_start_up_clearly() {
         ("/nonexistent.pem", wrong_key.as_str(), "TLS certificate"),
         (cert.as_str(), wrong_key.as_str(), "do not match"),
     ] {
-        let args = common::run_args(&[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--http-listen-port",
-            "0",
-            "--metrics-enabled",
-            "false",
-            "--tls-cert-file",
-            cert,
-            "--tls-key-file",
-            key,
-        ]);
+        let args = common::local_args(&data, &["--tls-cert-file", cert, "--tls-key-file", key]);
         let err = rt
             .block_on(ferrosigner::start(args))
             .err()

@@ -55,6 +55,20 @@ pub fn run_args(args: &[&str]) -> RunArgs {
     }
 }
 
+/// `ferrosigner run` on `data` with free ports and no metrics listener, plus `extra` flags.
+pub fn local_args(data: &Path, extra: &[&str]) -> RunArgs {
+    let mut args = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--http-listen-port",
+        "0",
+        "--metrics-enabled",
+        "false",
+    ];
+    args.extend_from_slice(extra);
+    run_args(&args)
+}
+
 /// A signer running in this process on 127.0.0.1 with free ports, its data dir in a temp dir.
 pub struct TestSigner {
     pub running: Running,
