@@ -142,9 +142,9 @@ impl KeyManager {
                 Ok(()) => tracing::info!(
                     cache = %path.display(),
                     seconds = started.elapsed().as_secs_f64(),
-                    "key cache written"
+                    "key cache updated"
                 ),
-                Err(e) => tracing::warn!(cache = %path.display(), "key cache not written: {e}"),
+                Err(e) => tracing::warn!(cache = %path.display(), "key cache not updated: {e}"),
             }
         });
     }
