@@ -219,12 +219,14 @@ pub fn render(input: &Input<'_>) -> String {
     if !profiled.is_empty() {
         let _ = writeln!(
             md,
-            "\n### Where the server's CPU goes (`perf record -e cpu-clock` on the server, measured window)\n"
+            "\n### Where the server's CPU goes (`perf record -e cpu-clock` on the server)\n"
         );
         let _ = writeln!(
             md,
-            "µs/req = share of samples × server CPU per request. PostgreSQL's own work runs in its server \
-             processes and is not in these figures (see \"other CPU\").\n"
+            "Sampled in an extra repeat of the phase, not in the reported row (attaching `perf` stalls the \
+             server and sampling costs it CPU). µs/req = share of samples × the reported row's server CPU per \
+             request. PostgreSQL's own work runs in its server processes and is not in these figures (see \
+             \"other CPU\").\n"
         );
         for (s, r, p) in profiled {
             let _ = writeln!(
