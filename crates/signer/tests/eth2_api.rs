@@ -265,15 +265,7 @@ async fn bad_requests_get_clear_json_errors() {
 async fn public_keys_upcheck_healthcheck_and_metrics() {
     let secrets = fixture_secrets();
     let signer = TestSigner::start(&secrets, &[]).await;
-    let keys: Vec<String> = signer
-        .client
-        .get(signer.url("/api/v1/eth2/publicKeys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Vec<String> = signer.get_json("/api/v1/eth2/publicKeys").await;
     let mut expected: Vec<String> = secrets.iter().map(|s| s.public_key().to_hex()).collect();
     expected.sort();
     assert_eq!(keys, expected);

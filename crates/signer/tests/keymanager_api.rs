@@ -402,15 +402,7 @@ async fn reload_and_wait(signer: &TestSigner) -> Value {
         .unwrap();
     assert_eq!(response.status(), 202);
     for _ in 0..500 {
-        let status: Value = signer
-            .client
-            .get(signer.url("/reload"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status: Value = signer.get_json("/reload").await;
         if status["status"] != "running" {
             return status;
         }
@@ -423,15 +415,7 @@ async fn reload_and_wait(signer: &TestSigner) -> Value {
 async fn reload_adds_and_drops_external_keys() {
     let first = key(9);
     let signer = TestSigner::start(std::slice::from_ref(&first), &[]).await;
-    let idle: Value = signer
-        .client
-        .get(signer.url("/reload"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let idle: Value = signer.get_json("/reload").await;
     assert_eq!(idle["status"], "idle");
     let dir = signer.dir.path().join("keys");
     let second = key(10);

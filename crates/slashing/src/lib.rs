@@ -31,6 +31,7 @@ pub mod interchange;
 mod postgres;
 pub mod rules;
 mod sqlite;
+mod stored;
 
 use std::fmt;
 

@@ -15,6 +15,7 @@ use tokio_postgres::NoTls;
 
 use crate::interchange::{ImportRecord, Interchange, InterchangeRecord};
 use crate::rules::{AttestationRecord, BlockRecord, StoredRoot, Watermarks, raise, stored_root};
+use crate::stored::{opt_u64, to_i64, to_u64};
 use crate::{Error, Pubkey, Refusal, Root, Safe};
 
 const SCHEMA_V1: &str = include_str!("sql/postgres_v1.sql");
@@ -54,19 +55,6 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
 
 fn pool_err<E: std::fmt::Display>(e: E) -> Error {
     Error::Unavailable(format!("PostgreSQL pool: {e}"))
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> Result<u64, Error> {
-    u64::try_from(v)
-        .map_err(|_| Error::Database(format!("negative slot or epoch {v} in the database")))
-}
-
-fn opt_u64(v: Option<i64>) -> Result<Option<u64>, Error> {
-    v.map(to_u64).transpose()
 }
 
 fn root_param(root: &StoredRoot) -> Option<&[u8]> {

@@ -20,6 +20,7 @@ use crate::rules::{
     self, AttestationFacts, AttestationRecord, BlockFacts, BlockRecord, StoredRoot, Watermarks,
     raise, stored_root,
 };
+use crate::stored::{opt_u64, to_i64, to_u64};
 use crate::{Error, Pubkey, Refusal, Root, Safe};
 
 const SCHEMA_V1: &str = include_str!("sql/sqlite_v1.sql");
@@ -199,20 +200,6 @@ impl Batch<'_> {
             }
         }
     }
-}
-
-fn to_i64(v: u64) -> i64 {
-    // Callers have checked `v <= MAX_STORED_VALUE`; saturate rather than wrap just in case.
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> Result<u64, Error> {
-    u64::try_from(v)
-        .map_err(|_| Error::Database(format!("negative slot or epoch {v} in the database")))
-}
-
-fn opt_u64(v: Option<i64>) -> Result<Option<u64>, Error> {
-    v.map(to_u64).transpose()
 }
 
 fn root_from_db(v: Option<Vec<u8>>) -> Result<StoredRoot, Error> {

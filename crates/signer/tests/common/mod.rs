@@ -115,6 +115,18 @@ impl TestSigner {
         format!("http://{}{}", self.running.http_addr, path)
     }
 
+    /// GETs `path` and parses the body as JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// POSTs a sign request with `Accept: application/json`; returns status and body JSON.
     pub async fn sign(&self, pubkey: &str, body: &Value) -> (u16, Value) {
         let response = self
