@@ -207,6 +207,10 @@ pub struct SlashingDbArgs {
     /// A `postgres://` URL or SQLite path; overrides `--data-dir`.
     #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_DB_URL")]
     pub slashing_protection_db_url: Option<String>,
+    /// Network whose chain the database protects (its genesis validators root is recorded at open, and a
+    /// database of another chain is refused); also gives slots per epoch for pruning.
+    #[arg(long, env = "FERROSIGNER_NETWORK", default_value = "mainnet")]
+    pub network: String,
 }
 
 /// Arguments of `import` and `export`.
@@ -225,9 +229,6 @@ pub struct PruneArgs {
     /// Epochs of history to keep.
     #[arg(long, default_value_t = 250)]
     pub epochs_to_keep: u64,
-    /// Network (for slots per epoch).
-    #[arg(long, env = "FERROSIGNER_NETWORK", default_value = "mainnet")]
-    pub network: String,
     /// Database location.
     #[command(flatten)]
     pub db: SlashingDbArgs,

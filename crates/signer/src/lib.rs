@@ -3,17 +3,17 @@
 //! How the parts connect:
 //! - [`config`] parses the command line (flags and `FERROSIGNER_*` variables);
 //! - [`start`] wires a running signer: network ([`ferrosigner_consensus`]), slashing database
-//!   ([`ferrosigner_slashing`]), key registry ([`keys`]) filled in the background by [`loader`]
-//!   ([`ferrosigner_keystore`]), the signing pipeline ([`signing`]) whose BLS work runs on [`pool`], and the
-//!   HTTP listeners ([`http`]) with [`metrics`];
-//! - handlers parse, call [`signing::Signer`], and map the result to a status.
+//!   ([`ferrosigner_slashing`], which records the network's genesis validators root when it opens), the
+//!   [`keys::Keyring`] that owns every key ([`ferrosigner_keystore`]) and loads them in the background, the
+//!   signing pipeline ([`signing`]) whose BLS work runs on [`pool`], and the HTTP listeners ([`http`]) with
+//!   [`metrics`];
+//! - handlers parse, call [`signing::Signer`] or the [`keys::Keyring`], and map the result to a status;
+//! - [`files`] holds the durable file writes everything on disk goes through.
 
 pub mod config;
+pub mod files;
 pub mod http;
-pub mod key_cache;
-pub mod keymanager;
 pub mod keys;
-pub mod loader;
 pub mod metrics;
 pub mod pool;
 pub mod signing;
@@ -30,9 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::RunArgs;
-use crate::keymanager::KeyManager;
-use crate::keys::KeyRegistry;
-use crate::loader::{Job, Passwords};
+use crate::keys::{External, Keyring, KeyringConfig, Passwords};
 use crate::metrics::Metrics;
 use crate::pool::SignPool;
 use crate::signing::Signer;
@@ -45,8 +43,8 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     /// The signing service.
     pub signer: Arc<Signer>,
-    /// The key manager (imports, deletions, reloads).
-    pub manager: Arc<KeyManager>,
+    /// The keys (imports, deletions, reloads).
+    pub keys: Arc<Keyring>,
     /// The Keymanager API token file, when the API is enabled.
     pub token_file: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
@@ -66,9 +64,7 @@ impl Running {
 
     /// Waits until start-up key loading has finished.
     pub async fn wait_keys_loaded(&self) {
-        while !self.signer.keys_ready() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        self.signer.keys().wait_loaded().await;
     }
 }
 
@@ -89,29 +85,49 @@ pub fn resolve_network(spec: &str) -> anyhow::Result<Network> {
     }
 }
 
-/// The jobs of start-up key loading: managed keys, then the external directory.
-fn startup_jobs(
-    data_dir: &Path,
-    external: Option<&(PathBuf, Passwords)>,
-) -> anyhow::Result<Vec<Job>> {
-    let managed = data_dir.join("keystores");
-    let mut jobs =
-        loader::managed_jobs(&managed).with_context(|| format!("reading {}", managed.display()))?;
-    if let Some((dir, passwords)) = external {
-        jobs.extend(
-            loader::external_jobs(dir, passwords)
-                .with_context(|| format!("reading {}", dir.display()))?,
-        );
-    }
-    Ok(jobs)
-}
-
 /// The external keystore directory and how its passwords are found, if `--keystores-path` is given.
-fn external_source(args: &RunArgs) -> anyhow::Result<Option<(PathBuf, Passwords)>> {
+fn external_source(args: &RunArgs) -> anyhow::Result<Option<External>> {
     Ok(match (&args.keystores_path, external_passwords(args)?) {
-        (Some(dir), Some(passwords)) => Some((dir.clone(), passwords)),
+        (Some(dir), Some(passwords)) => Some(External {
+            dir: dir.clone(),
+            passwords,
+        }),
         _ => None,
     })
+}
+
+/// Opens the slashing database at `location` and records `network`'s genesis validators root in it; a
+/// database that protects another chain is refused with a clear error.
+pub async fn open_slashing_db(location: &str, network: &Network) -> anyhow::Result<SlashingDb> {
+    let shown = redact_url(location);
+    let db = SlashingDb::open(location)
+        .await
+        .with_context(|| format!("opening slashing protection database {shown}"))?;
+    if let Some(gvr) = network.genesis_validators_root() {
+        match db.init_genesis_validators_root(gvr).await {
+            Ok(()) => {}
+            Err(ferrosigner_slashing::Error::Refused(_)) => {
+                let stored = db
+                    .genesis_validators_root()
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|r| format!("0x{}", hex::encode(r)))
+                    .unwrap_or_else(|| "another root".into());
+                bail!(
+                    "the slashing protection database {shown} protects the chain with genesis validators root \
+                     {stored}, not network {} (0x{}); use the database of this network",
+                    network.name(),
+                    hex::encode(gvr)
+                );
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("recording the genesis validators root in {shown}"));
+            }
+        }
+    }
+    Ok(db)
 }
 
 /// Checks the `--keystores-*` flags and returns how passwords are found, or `None` without a keystore path.
@@ -157,15 +173,6 @@ pub fn external_passwords(args: &RunArgs) -> anyhow::Result<Option<Passwords>> {
     }
 }
 
-/// Creates `dir` (and parents) readable by the owner only.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
 /// Starts the signer: opens the slashing database, binds the listeners, and loads keys in the background
 /// (`/healthcheck` says DOWN until that finishes).
 pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
@@ -179,8 +186,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         _ => None,
     };
     let external = external_source(&args)?;
-    let jobs = startup_jobs(&args.data_dir, external.as_ref())?;
-    create_private_dir(&args.data_dir)
+    files::create_private_dir(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let token = if args.key_manager_api_enabled {
         let file = args
@@ -196,12 +202,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
 
     let slashing = if args.slashing_protection_enabled {
         let location = args.slashing_db_location();
-        let db = SlashingDb::open(&location).await.with_context(|| {
-            format!(
-                "opening slashing protection database {}",
-                redact_url(&location)
-            )
-        })?;
+        let db = open_slashing_db(&location, &network).await?;
         tracing::info!(database = %redact_url(&location), "slashing protection enabled");
         Some(db)
     } else {
@@ -213,8 +214,17 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
 
     let metrics = Arc::new(Metrics::new());
     let pool = SignPool::new(args.signing_threads).context("starting the signing threads")?;
-    let keys = Arc::new(KeyRegistry::default());
-    let signer = Arc::new(Signer::new(network, keys, slashing, pool, metrics));
+    let keys = Keyring::new(
+        KeyringConfig {
+            data_dir: args.data_dir.clone(),
+            external,
+            cache_enabled: args.key_cache_enabled,
+        },
+        slashing.clone(),
+        network.genesis_validators_root(),
+        metrics.clone(),
+    )?;
+    let signer = Arc::new(Signer::new(network, keys.view(), slashing, pool, metrics));
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let listener = TcpListener::bind((args.http_listen_host, args.http_listen_port))
@@ -226,28 +236,17 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
             )
         })?;
     let http_addr = listener.local_addr()?;
-    let cache_file = args.data_dir.join("key-cache.bin");
-    if !args.key_cache_enabled {
-        key_cache::remove(&cache_file).map_err(anyhow::Error::msg)?;
-    }
-    let cache_file = args.key_cache_enabled.then_some(cache_file);
-    let manager = Arc::new(KeyManager::new(
-        signer.clone(),
-        &args.data_dir,
-        external,
-        cache_file,
-    ));
     let keymanager = token
         .as_ref()
         .map(|(_, token)| http::keymanager::KeymanagerState {
-            manager: manager.clone(),
+            keys: keys.clone(),
             token: Arc::new(token.clone()),
         });
     let router = http::router(
         http::AppState {
             signer: signer.clone(),
         },
-        manager.clone(),
+        keys.clone(),
         keymanager,
         args.max_request_body_bytes,
     );
@@ -292,12 +291,12 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
             wait_for(shutdown.subscribe()),
         )));
     }
-    let loading = tokio::spawn(manager.clone().load_startup(jobs));
+    let loading = tokio::spawn(keys.clone().load_startup());
     Ok(Running {
         http_addr,
         metrics_addr,
         signer,
-        manager,
+        keys,
         token_file: token.map(|(f, _)| f),
         shutdown,
         tasks,
@@ -349,7 +348,7 @@ pub fn load_or_create_token(
         getrandom::fill(bytes.as_mut())
             .map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
         let token = zeroize::Zeroizing::new(hex::encode(bytes.as_ref()));
-        write_file_atomic(file, token.as_bytes(), 0o600)
+        files::write_file_atomic(file, token.as_bytes(), 0o600)
             .with_context(|| format!("writing {}", file.display()))?;
         return Ok(token);
     }
@@ -376,37 +375,4 @@ pub fn redact_url(url: &str) -> String {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file beside it with `mode`, fsync, rename, fsync of the
-/// directory. A crash leaves either the old file or the new one, never a partial file.
-pub fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

@@ -107,12 +107,12 @@ async fn slashing_protection(cmd: SlashingCommand) -> anyhow::Result<()> {
         SlashingCommand::Export(args) => {
             let db = open_db(&args.db).await?;
             let json = db.export_interchange(None).await?;
-            ferrosigner::write_file_atomic(&args.file, json.as_bytes(), 0o600)
+            ferrosigner::files::write_file_atomic(&args.file, json.as_bytes(), 0o600)
                 .with_context(|| format!("writing {}", args.file.display()))?;
             println!("exported to {}", args.file.display());
         }
         SlashingCommand::Prune(args) => {
-            let network = ferrosigner::resolve_network(&args.network)?;
+            let network = ferrosigner::resolve_network(&args.db.network)?;
             let db = open_db(&args.db).await?;
             db.prune(args.epochs_to_keep, network.slots_per_epoch())
                 .await?;
@@ -130,16 +130,15 @@ async fn open_db(args: &ferrosigner::config::SlashingDbArgs) -> anyhow::Result<S
     if !location.starts_with("postgres")
         && let Some(parent) = std::path::Path::new(&location).parent()
     {
-        ferrosigner::create_private_dir(parent)?;
+        ferrosigner::files::create_private_dir(parent)?;
     }
-    SlashingDb::open(&location)
-        .await
-        .with_context(|| format!("opening {}", ferrosigner::redact_url(&location)))
+    let network = ferrosigner::resolve_network(&args.network)?;
+    ferrosigner::open_slashing_db(&location, &network).await
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     use ferrosigner_keystore::{Kdf, Keystore};
-    ferrosigner::create_private_dir(&args.output_dir)?;
+    ferrosigner::files::create_private_dir(&args.output_dir)?;
     let kdf = match args.kdf {
         KdfChoice::Scrypt => Kdf::Scrypt { log2_n: 18 },
         KdfChoice::Pbkdf2 => Kdf::Pbkdf2 { c: 1 << 18 },
@@ -153,9 +152,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     };
     let password_dir = args.output_dir.join("passwords");
     if args.per_key_password_files {
-        ferrosigner::create_private_dir(&password_dir)?;
+        ferrosigner::files::create_private_dir(&password_dir)?;
     }
-    ferrosigner::write_file_atomic(
+    ferrosigner::files::write_file_atomic(
         &args.output_dir.join("password.txt"),
         args.password.as_bytes(),
         0o600,
@@ -178,9 +177,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
             let keystore = Keystore::encrypt(&secret, &args.password, kdf, &path)?;
             let stem = format!("keystore-{i:05}");
             let file = args.output_dir.join(format!("{stem}.json"));
-            ferrosigner::write_file_atomic(&file, keystore.to_json().as_bytes(), 0o600)?;
+            ferrosigner::files::write_file_atomic(&file, keystore.to_json().as_bytes(), 0o600)?;
             if args.per_key_password_files {
-                ferrosigner::write_file_atomic(
+                ferrosigner::files::write_file_atomic(
                     &password_dir.join(format!("{stem}.txt")),
                     args.password.as_bytes(),
                     0o600,

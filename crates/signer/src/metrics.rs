@@ -53,6 +53,8 @@ pub struct Metrics {
     pub key_loading_done: Gauge,
     /// Keystores that failed to load in the current or last key loading.
     pub key_loading_errors: Gauge,
+    /// Rewrites of the key cache file (each one KDF run).
+    pub key_cache_writes: Counter,
 }
 
 impl Default for Metrics {
@@ -119,6 +121,12 @@ impl Metrics {
             "Keystores processed so far by the last key loading",
             key_loading_done.clone(),
         );
+        let key_cache_writes = Counter::default();
+        registry.register(
+            "ferrosigner_key_cache_writes",
+            "Rewrites of the key cache file, each one KDF run",
+            key_cache_writes.clone(),
+        );
         let key_loading_errors = Gauge::default();
         registry.register(
             "ferrosigner_key_loading_errors",
@@ -141,6 +149,7 @@ impl Metrics {
             key_loading_total,
             key_loading_done,
             key_loading_errors,
+            key_cache_writes,
         }
     }
 

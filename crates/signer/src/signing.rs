@@ -3,16 +3,14 @@
 //! A request that fails any step leaves no slashing record and produces no signature. Handlers call
 //! [`Signer::sign`] and map [`SignError`] to a status; no rule lives in a handler.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferrosigner_bls::{PUBLIC_KEY_LEN, Signature, decode_hex_array};
 use ferrosigner_consensus::{Network, SlashingSubject};
 use ferrosigner_slashing::SlashingDb;
 
-use crate::keys::KeyRegistry;
-use crate::loader::LoadReport;
+use crate::keys::KeyView;
 use crate::metrics::{Metrics, OperationLabels};
 use crate::pool::SignPool;
 
@@ -56,19 +54,17 @@ impl SignError {
 /// Shared state of the signing service.
 pub struct Signer {
     network: Network,
-    keys: Arc<KeyRegistry>,
+    keys: KeyView,
     slashing: Option<SlashingDb>,
     pool: SignPool,
     metrics: Arc<Metrics>,
-    keys_ready: AtomicBool,
-    load_report: Mutex<LoadReport>,
 }
 
 impl Signer {
     /// A signer over these parts. `slashing: None` means slashing protection is off.
     pub fn new(
         network: Network,
-        keys: Arc<KeyRegistry>,
+        keys: KeyView,
         slashing: Option<SlashingDb>,
         pool: SignPool,
         metrics: Arc<Metrics>,
@@ -79,8 +75,6 @@ impl Signer {
             slashing,
             pool,
             metrics,
-            keys_ready: AtomicBool::new(false),
-            load_report: Mutex::default(),
         }
     }
 
@@ -89,8 +83,8 @@ impl Signer {
         &self.network
     }
 
-    /// The key registry.
-    pub fn keys(&self) -> &Arc<KeyRegistry> {
+    /// The keys (read-only) and their load state.
+    pub fn keys(&self) -> &KeyView {
         &self.keys
     }
 
@@ -102,33 +96,6 @@ impl Signer {
     /// The metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
-    }
-
-    /// Marks start-up key loading as finished.
-    pub fn set_keys_ready(&self) {
-        self.keys_ready.store(true, Ordering::Release);
-    }
-
-    /// The progress and result of the last key loading.
-    pub fn load_report(&self) -> LoadReport {
-        self.load_report
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Updates the key-loading report (and its metrics).
-    pub fn update_load_report(&self, update: impl FnOnce(&mut LoadReport)) {
-        let mut report = self.load_report.lock().unwrap_or_else(|e| e.into_inner());
-        update(&mut report);
-        self.metrics.key_loading_total.set(report.total as i64);
-        self.metrics.key_loading_done.set(report.done as i64);
-        self.metrics.key_loading_errors.set(report.errors as i64);
-    }
-
-    /// Whether start-up key loading has finished.
-    pub fn keys_ready(&self) -> bool {
-        self.keys_ready.load(Ordering::Acquire)
     }
 
     /// Signs the request `body` with the key `pubkey` (`0x` hex), counting the outcome in metrics.
@@ -178,7 +145,7 @@ impl Signer {
             )));
         }
         let Some(key) = self.keys.get(&pubkey_bytes) else {
-            return Err(if self.keys_ready() {
+            return Err(if self.keys.loaded() {
                 SignError::UnknownKey(format!("0x{}", hex::encode(pubkey_bytes)))
             } else {
                 SignError::NotReady

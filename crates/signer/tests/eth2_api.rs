@@ -377,7 +377,7 @@ async fn a_bad_keystore_is_reported_and_the_rest_load() {
             .get(good.public_key().as_bytes())
             .is_some()
     );
-    let report = running.signer.load_report();
+    let report = running.signer.keys().load_state();
     assert_eq!(report.errors, 2);
     let names: Vec<String> = report
         .failures

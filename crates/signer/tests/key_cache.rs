@@ -80,7 +80,7 @@ fn passwords(dir: &Path, password: &str) -> HashMap<[u8; 32], String> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .map(|p| {
             (
-                ferrosigner::key_cache::fingerprint(&std::fs::read(p).unwrap()),
+                ferrosigner::keys::cache::fingerprint(&std::fs::read(p).unwrap()),
                 password.to_owned(),
             )
         })
@@ -91,7 +91,7 @@ fn passwords(dir: &Path, password: &str) -> HashMap<[u8; 32], String> {
 async fn restart_uses_the_cache_and_detects_changes() {
     let setup = Setup::new();
     let first = setup.start(&[]).await;
-    assert_eq!(first.signer.load_report().from_cache, 0);
+    assert_eq!(first.signer.keys().load_state().from_cache, 0);
     let bytes = wait_cache_written(&setup.cache(), None).await;
     assert_eq!(
         std::fs::metadata(setup.cache())
@@ -112,7 +112,7 @@ async fn restart_uses_the_cache_and_detects_changes() {
 
     // unchanged keystores: every key comes from the cache
     let second = setup.start(&[]).await;
-    let report = second.signer.load_report();
+    let report = second.signer.keys().load_state();
     assert_eq!((report.from_cache, second.signer.keys().len()), (3, 3));
     second.shutdown().await;
 
@@ -124,7 +124,7 @@ async fn restart_uses_the_cache_and_detects_changes() {
     let third = setup.start(&[]).await;
     assert_eq!(
         (
-            third.signer.load_report().from_cache,
+            third.signer.keys().load_state().from_cache,
             third.signer.keys().len()
         ),
         (3, 4)
@@ -146,7 +146,7 @@ async fn restart_uses_the_cache_and_detects_changes() {
     let fourth = setup.start(&[]).await;
     assert_eq!(
         (
-            fourth.signer.load_report().from_cache,
+            fourth.signer.keys().load_state().from_cache,
             fourth.signer.keys().len()
         ),
         (0, 4)
@@ -154,7 +154,7 @@ async fn restart_uses_the_cache_and_detects_changes() {
     wait_cache_written(&setup.cache(), Some(&before)).await;
     fourth.shutdown().await;
     let again = setup.start(&[]).await;
-    assert_eq!(again.signer.load_report().from_cache, 4);
+    assert_eq!(again.signer.keys().load_state().from_cache, 4);
     again.shutdown().await;
 
     // a tampered cache is refused as a whole; keys still load by decryption and sign correctly
@@ -163,7 +163,7 @@ async fn restart_uses_the_cache_and_detects_changes() {
     tampered[last] ^= 1;
     std::fs::write(setup.cache(), &tampered).unwrap();
     let fifth = setup.start(&[]).await;
-    assert_eq!(fifth.signer.load_report().from_cache, 0);
+    assert_eq!(fifth.signer.keys().load_state().from_cache, 0);
     assert_eq!(fifth.signer.keys().len(), 4);
     for k in keys() {
         let entry = fifth.signer.keys().get(k.public_key().as_bytes()).unwrap();
@@ -174,7 +174,7 @@ async fn restart_uses_the_cache_and_detects_changes() {
 
     // the cache opens only with every keystore's password
     let mut wrong = passwords(&setup.keys_dir, "cache test password");
-    let opened = ferrosigner::key_cache::read(
+    let opened = ferrosigner::keys::cache::read(
         &setup.cache(),
         &wrong.iter().map(|(f, p)| (*f, p.as_str())).collect(),
     );
@@ -182,7 +182,7 @@ async fn restart_uses_the_cache_and_detects_changes() {
     if let Some(p) = wrong.values_mut().next() {
         *p = "not it".into();
     }
-    let opened = ferrosigner::key_cache::read(
+    let opened = ferrosigner::keys::cache::read(
         &setup.cache(),
         &wrong.iter().map(|(f, p)| (*f, p.as_str())).collect(),
     );
@@ -191,7 +191,7 @@ async fn restart_uses_the_cache_and_detects_changes() {
     // opting out removes the file
     let sixth = setup.start(&["--key-cache-enabled", "false"]).await;
     assert!(!setup.cache().exists());
-    assert_eq!(sixth.signer.load_report().from_cache, 0);
+    assert_eq!(sixth.signer.keys().load_state().from_cache, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !setup.cache().exists(),

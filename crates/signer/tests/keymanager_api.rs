@@ -6,45 +6,17 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{GVR, TestSigner, block, secret};
+use common::{GVR, TestSigner, block, key, keystore_json, statuses};
 use ferrosigner_bls::SecretKey;
 use ferrosigner_keystore::{Kdf, Keystore};
 use serde_json::{Value, json};
-
-fn key(i: u8) -> SecretKey {
-    secret(&format!("0x{}", hex::encode([i; 32])))
-}
-
-fn keystore_json(sk: &SecretKey, password: &str) -> String {
-    Keystore::encrypt(sk, password, Kdf::Pbkdf2 { c: 16 }, "m/12381/3600/0/0/0")
-        .unwrap()
-        .to_json()
-}
 
 fn token(signer: &TestSigner) -> String {
     std::fs::read_to_string(signer.running.token_file.as_ref().unwrap()).unwrap()
 }
 
 async fn km(signer: &TestSigner, method: reqwest::Method, body: Option<Value>) -> (u16, Value) {
-    let mut req = signer
-        .client
-        .request(method, signer.url("/eth/v1/keystores"))
-        .bearer_auth(token(signer));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let response = req.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
-fn statuses(body: &Value) -> Vec<String> {
-    body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["status"].as_str().unwrap().to_owned())
-        .collect()
+    common::km(&signer.running, method, body).await
 }
 
 #[tokio::test]

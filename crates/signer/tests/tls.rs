@@ -99,9 +99,12 @@ async fn start(dir: &Path, pki: &Pki, mutual: bool) -> ferrosigner::Running {
     if mutual {
         args.extend_from_slice(&["--tls-client-ca-file", &ca]);
     }
-    ferrosigner::start(common::local_args(&data, &args))
+    let running = ferrosigner::start(common::local_args(&data, &args))
         .await
-        .unwrap()
+        .unwrap();
+    // `/upcheck` answers 200 once keys are loaded.
+    running.wait_keys_loaded().await;
+    running
 }
 
 #[tokio::test]

@@ -299,13 +299,28 @@ impl SlashingDb {
         interchange.to_json()
     }
 
-    /// Enables or disables a validator (registering it if unknown). A disabled validator is
-    /// refused every check until enabled again.
-    pub async fn set_enabled(&self, pubkey: &Pubkey, enabled: bool) -> Result<(), Error> {
+    /// Enables or disables validators (registering unknown ones), all in one transaction: either
+    /// every one changes or none does. A disabled validator is refused every check until enabled
+    /// again.
+    pub async fn set_enabled(&self, pubkeys: &[Pubkey], enabled: bool) -> Result<(), Error> {
+        let mut pubkeys = pubkeys.to_vec();
+        // One order for every caller, so concurrent transactions lock validators without deadlock.
+        pubkeys.sort_unstable();
+        pubkeys.dedup();
         match self {
-            SlashingDb::Sqlite(s) => s.set_enabled(*pubkey, enabled).await,
-            SlashingDb::Postgres(p) => p.set_enabled(pubkey, enabled).await,
+            SlashingDb::Sqlite(s) => s.set_enabled(pubkeys, enabled).await,
+            SlashingDb::Postgres(p) => p.set_enabled(&pubkeys, enabled).await,
         }
+    }
+
+    /// The registered validators that are disabled, sorted.
+    pub async fn disabled_validators(&self) -> Result<Vec<Pubkey>, Error> {
+        let mut keys = match self {
+            SlashingDb::Sqlite(s) => s.disabled_validators().await?,
+            SlashingDb::Postgres(p) => p.disabled_validators().await?,
+        };
+        keys.sort_unstable();
+        Ok(keys)
     }
 
     /// Whether anything (records or watermarks) is stored for the validator.

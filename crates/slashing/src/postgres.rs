@@ -469,19 +469,42 @@ impl PgStore {
         })
     }
 
-    /// Enables or disables a validator, registering it if unknown.
-    pub async fn set_enabled(&self, pubkey: &Pubkey, enabled: bool) -> Result<(), Error> {
+    /// Enables or disables validators in one transaction (locked in the given order), registering
+    /// unknown ones.
+    pub async fn set_enabled(&self, pubkeys: &[Pubkey], enabled: bool) -> Result<(), Error> {
         with_timeout(async {
             let mut client = self.pool.get().await.map_err(pool_err)?;
             let tx = client.transaction().await.map_err(pg_err)?;
-            let (id, _) = lock_validator(&tx, pubkey).await?;
-            tx.execute(
-                "UPDATE validators SET enabled = $2 WHERE id = $1",
-                &[&id, &enabled],
-            )
-            .await
-            .map_err(pg_err)?;
+            for pubkey in pubkeys {
+                let (id, _) = lock_validator(&tx, pubkey).await?;
+                tx.execute(
+                    "UPDATE validators SET enabled = $2 WHERE id = $1",
+                    &[&id, &enabled],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
             tx.commit().await.map_err(pg_err)
+        })
+        .await
+    }
+
+    /// The registered validators that are disabled.
+    pub async fn disabled_validators(&self) -> Result<Vec<Pubkey>, Error> {
+        with_timeout(async {
+            let client = self.pool.get().await.map_err(pool_err)?;
+            let rows = client
+                .query("SELECT pubkey FROM validators WHERE NOT enabled", &[])
+                .await
+                .map_err(pg_err)?;
+            rows.iter()
+                .map(|row| {
+                    let bytes: &[u8] = row.try_get(0).map_err(pg_err)?;
+                    bytes
+                        .try_into()
+                        .map_err(|_| Error::Database("a stored public key is malformed".into()))
+                })
+                .collect()
         })
         .await
     }

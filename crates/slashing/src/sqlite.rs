@@ -719,16 +719,36 @@ impl SqliteStore {
         self.call(move |c| export_tx(c, pubkeys)).await
     }
 
-    /// Enables or disables a validator, registering it if unknown.
-    pub async fn set_enabled(&self, pubkey: Pubkey, enabled: bool) -> Result<(), Error> {
+    /// Enables or disables validators in one transaction, registering unknown ones.
+    pub async fn set_enabled(&self, pubkeys: Vec<Pubkey>, enabled: bool) -> Result<(), Error> {
         self.call(move |c| {
-            let v = validator(c, &pubkey)?;
-            c.execute(
-                "UPDATE validators SET enabled = ?2 WHERE id = ?1",
-                params![v.id, enabled],
-            )
-            .map_err(db_err)?;
+            for pubkey in &pubkeys {
+                let v = validator(c, pubkey)?;
+                c.prepare_cached("UPDATE validators SET enabled = ?2 WHERE id = ?1")
+                    .and_then(|mut st| st.execute(params![v.id, enabled]))
+                    .map_err(db_err)?;
+            }
             Ok(())
+        })
+        .await
+    }
+
+    /// The registered validators that are disabled.
+    pub async fn disabled_validators(&self) -> Result<Vec<Pubkey>, Error> {
+        self.call(|c| {
+            let mut st = c
+                .prepare_cached("SELECT pubkey FROM validators WHERE enabled = 0")
+                .map_err(db_err)?;
+            let rows = st
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(db_err)?;
+            rows.map(|row| {
+                row.map_err(db_err)?
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Database("a stored public key is malformed".into()))
+            })
+            .collect()
         })
         .await
     }

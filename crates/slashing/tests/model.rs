@@ -224,7 +224,7 @@ async fn run_ops(db: &SlashingDb, ops: &[Op]) -> Result<(), String> {
             }
             Op::Enable { key, enabled } => {
                 let got = db
-                    .set_enabled(&keys[*key as usize], *enabled)
+                    .set_enabled(&[keys[*key as usize]], *enabled)
                     .await
                     .map(|_| Safe::Inserted);
                 model.entry(*key).or_default().enabled = *enabled;

@@ -133,7 +133,9 @@ async fn genesis_validators_root(t: TestDb) {
 async fn disabled_validator(t: TestDb) {
     let db = &t.db;
     let k = pk(7);
-    db.set_enabled(&k, false).await.expect("disable");
+    assert_eq!(db.disabled_validators().await, Ok(vec![]));
+    db.set_enabled(&[k], false).await.expect("disable");
+    assert_eq!(db.disabled_validators().await, Ok(vec![k]));
     assert_eq!(
         db.check_block(GVR, &k, 1, root(1)).await,
         refused(Refusal::ValidatorDisabled)
@@ -142,12 +144,17 @@ async fn disabled_validator(t: TestDb) {
         db.check_attestation(GVR, &k, 1, 2, root(1)).await,
         refused(Refusal::ValidatorDisabled)
     );
-    db.set_enabled(&k, true).await.expect("enable");
+    db.set_enabled(&[k], true).await.expect("enable");
+    assert_eq!(db.disabled_validators().await, Ok(vec![]));
     assert_eq!(
         db.check_block(GVR, &k, 1, root(1)).await,
         Ok(Safe::Inserted)
     );
-    db.set_enabled(&k, false).await.expect("disable");
+    // Several at once, in any order, with repeats: one transaction.
+    db.set_enabled(&[pk(9), k, pk(9)], false)
+        .await
+        .expect("disable");
+    assert_eq!(db.disabled_validators().await, Ok(vec![k, pk(9)]));
     assert_eq!(
         db.check_block(GVR, &k, 1, root(1)).await,
         refused(Refusal::ValidatorDisabled)

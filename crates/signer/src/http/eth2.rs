@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::{AppState, TEXT_PLAIN, accepts_json, error};
+use super::{AppState, TEXT_PLAIN, accepts_json, error, while_loading};
 use crate::signing::SignError;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -53,6 +53,9 @@ async fn sign(
 }
 
 async fn public_keys(State(state): State<AppState>) -> Response {
+    if let Some(loading) = while_loading(state.signer.keys()) {
+        return loading;
+    }
     let keys: Vec<String> = state
         .signer
         .keys()

@@ -1,7 +1,9 @@
 //! `/upcheck` and `/healthcheck`.
 //!
 //! `/healthcheck` follows Web3Signer's shape (`status`, `checks[]`, `outcome`) and answers 503 with DOWN
-//! until start-up key loading has finished and while the slashing database does not answer.
+//! (and the loading progress) until start-up key loading has finished and while the slashing database does
+//! not answer. `/upcheck` answers 503 while keys load, so that a client waiting for it does not send duties
+//! into keys that are not there yet.
 
 use axum::Router;
 use axum::extract::State;
@@ -10,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::{AppState, TEXT_PLAIN, accepts_only_json};
+use super::{AppState, TEXT_PLAIN, accepts_only_json, while_loading};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -18,7 +20,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/healthcheck", get(healthcheck))
 }
 
-async fn upcheck(headers: HeaderMap) -> Response {
+async fn upcheck(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(loading) = while_loading(state.signer.keys()) {
+        return loading;
+    }
     if accepts_only_json(&headers) {
         axum::Json(json!({ "status": "OK" })).into_response()
     } else {
@@ -32,12 +37,19 @@ fn up(ok: bool) -> &'static str {
 
 async fn healthcheck(State(state): State<AppState>) -> Response {
     let signer = &state.signer;
-    let keys_ready = signer.keys_ready();
-    let load = signer.load_report();
+    let load = signer.keys().load_state();
+    let keys_ready = load.finished;
     let keys_check = json!({
         "id": "keys-check",
         "status": up(keys_ready),
-        "data": { "keys-loaded": signer.keys().len(), "error-count": load.errors, "keys-from-cache": load.from_cache, "loading": !keys_ready },
+        "data": {
+            "keys-loaded": signer.keys().len(),
+            "error-count": load.errors,
+            "keys-from-cache": load.from_cache,
+            "loading": !keys_ready,
+            "keystores-found": load.total,
+            "keystores-processed": load.done,
+        },
     });
     let (db_ok, db_check) = match signer.slashing() {
         None => (

@@ -16,8 +16,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::error;
-use crate::keymanager::{KeyManager, KeymanagerError};
+use super::{error, key_error};
+use crate::keys::Keyring;
 
 /// Largest Keymanager request body: room for hundreds of keystores in one import.
 const MAX_KEYMANAGER_BODY: usize = 64 << 20;
@@ -25,8 +25,8 @@ const MAX_KEYMANAGER_BODY: usize = 64 << 20;
 /// State of the Keymanager routes.
 #[derive(Clone)]
 pub struct KeymanagerState {
-    /// The key manager.
-    pub manager: Arc<KeyManager>,
+    /// The keys.
+    pub keys: Arc<Keyring>,
     /// The bearer token (compared in constant time).
     pub token: Arc<Zeroizing<String>>,
 }
@@ -41,10 +41,10 @@ pub fn routes(state: KeymanagerState) -> Router {
 }
 
 /// `POST /reload` (202, or 409 while one runs) and `GET /reload` (status). Unauthenticated, as in Web3Signer.
-pub fn reload_routes(manager: Arc<KeyManager>) -> Router {
+pub fn reload_routes(keys: Arc<Keyring>) -> Router {
     Router::new()
         .route("/reload", get(reload_status).post(reload))
-        .with_state(manager)
+        .with_state(keys)
 }
 
 /// 401 without a bearer token, 403 with a wrong one (Keymanager API spec), JSON bodies.
@@ -75,7 +75,10 @@ async fn require_token(
 }
 
 async fn list(State(state): State<KeymanagerState>) -> Response {
-    axum::Json(json!({ "data": state.manager.list() })).into_response()
+    match state.keys.list() {
+        Ok(keys) => axum::Json(json!({ "data": keys })).into_response(),
+        Err(e) => key_error(&e),
+    }
 }
 
 /// Reads a JSON request body. The error names the position and the expected shape but never echoes the
@@ -123,15 +126,12 @@ async fn import(
     };
     let passwords = request.passwords.into_iter().map(Zeroizing::new).collect();
     match state
-        .manager
+        .keys
         .import(request.keystores, passwords, request.slashing_protection)
         .await
     {
         Ok(statuses) => axum::Json(json!({ "data": statuses })).into_response(),
-        Err(KeymanagerError::BadRequest(e)) => error(StatusCode::BAD_REQUEST, e),
-        Err(e @ KeymanagerError::Database(_)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
+        Err(e) => key_error(&e),
     }
 }
 
@@ -148,22 +148,28 @@ async fn delete(
         Ok(r) => r,
         Err(response) => return response,
     };
-    let (statuses, interchange) = state.manager.delete(&request.pubkeys).await;
-    axum::Json(json!({ "data": statuses, "slashing_protection": interchange })).into_response()
-}
-
-async fn reload(State(manager): State<Arc<KeyManager>>) -> Response {
-    if manager.start_reload() {
-        (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({ "status": "accepted", "message": "reload started" })),
-        )
-            .into_response()
-    } else {
-        error(StatusCode::CONFLICT, "a reload is already running")
+    match state.keys.delete(&request.pubkeys).await {
+        Ok(outcome) => axum::Json(json!({
+            "data": outcome.statuses,
+            "slashing_protection": outcome.slashing_protection,
+        }))
+        .into_response(),
+        Err(e) => key_error(&e),
     }
 }
 
-async fn reload_status(State(manager): State<Arc<KeyManager>>) -> Response {
-    axum::Json(manager.reload_status()).into_response()
+async fn reload(State(keys): State<Arc<Keyring>>) -> Response {
+    match keys.start_reload() {
+        Ok(true) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "status": "accepted", "message": "reload started" })),
+        )
+            .into_response(),
+        Ok(false) => error(StatusCode::CONFLICT, "a reload is already running"),
+        Err(e) => key_error(&e),
+    }
+}
+
+async fn reload_status(State(keys): State<Arc<Keyring>>) -> Response {
+    axum::Json(keys.reload_status()).into_response()
 }

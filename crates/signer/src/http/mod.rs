@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::keymanager::KeyManager;
+use crate::keys::{KeyError, KeyView, Keyring};
 use crate::signing::Signer;
 
 /// State shared by every handler.
@@ -31,7 +31,7 @@ pub struct AppState {
 /// is given.
 pub fn router(
     state: AppState,
-    manager: Arc<KeyManager>,
+    keys: Arc<Keyring>,
     keymanager: Option<keymanager::KeymanagerState>,
     max_body_bytes: usize,
 ) -> Router {
@@ -40,7 +40,7 @@ pub fn router(
         .merge(health::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
-        .merge(keymanager::reload_routes(manager));
+        .merge(keymanager::reload_routes(keys));
     if let Some(km) = keymanager {
         router = router.merge(keymanager::routes(km));
     }
@@ -96,6 +96,36 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
         axum::Json(serde_json::json!({ "error": message.into() })),
     )
         .into_response()
+}
+
+/// 503 with how far key loading has come while start-up loading runs, so that no answer is silently
+/// partial; `None` once every key is loaded.
+pub(crate) fn while_loading(keys: &KeyView) -> Option<Response> {
+    if keys.loaded() {
+        return None;
+    }
+    let state = keys.load_state();
+    Some(key_error(&KeyError::Loading {
+        done: state.done,
+        total: state.total,
+    }))
+}
+
+/// The response for a failed key operation.
+pub(crate) fn key_error(e: &KeyError) -> Response {
+    let status = match e {
+        KeyError::BadRequest(_) | KeyError::Interchange(_) | KeyError::ReadOnly => {
+            StatusCode::BAD_REQUEST
+        }
+        KeyError::Loading { .. } | KeyError::Database(_) | KeyError::Io { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        KeyError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status.is_server_error() {
+        tracing::warn!("key operation failed: {e}");
+    }
+    error(status, e.to_string())
 }
 
 /// Whether the client's `Accept` header takes JSON: any entry `application/json` or `*/*`.

@@ -21,6 +21,45 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The test key whose 32 secret bytes are all `i`.
+pub fn key(i: u8) -> SecretKey {
+    secret(&format!("0x{}", hex::encode([i; 32])))
+}
+
+/// An EIP-2335 keystore (fast pbkdf2) of `sk` as JSON text.
+pub fn keystore_json(sk: &SecretKey, password: &str) -> String {
+    Keystore::encrypt(sk, password, Kdf::Pbkdf2 { c: 16 }, "m/12381/3600/0/0/0")
+        .unwrap()
+        .to_json()
+}
+
+/// Calls `/eth/v1/keystores` of a running signer with its bearer token; returns status and body JSON.
+pub async fn km(running: &Running, method: reqwest::Method, body: Option<Value>) -> (u16, Value) {
+    let token = std::fs::read_to_string(running.token_file.as_ref().unwrap()).unwrap();
+    let mut req = reqwest::Client::new()
+        .request(
+            method,
+            format!("http://{}/eth/v1/keystores", running.http_addr),
+        )
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let response = req.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The `status` of each entry of a Keymanager answer's `data`.
+pub fn statuses(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// A secret key from `0x` hex.
 pub fn secret(hex_key: &str) -> SecretKey {
     SecretKey::from_bytes(&hex::decode(hex_key.trim_start_matches("0x")).unwrap()).unwrap()

@@ -9,10 +9,14 @@
 //! holds. Its KDF is the strongest KDF among those keystores. The cache is only trusted for keystores whose
 //! file bytes are unchanged (same fingerprint); any change, removal or password change makes it unusable,
 //! and it is rebuilt from the keys that were loaded.
+//!
+//! One writer thread of its own ([`CacheWriter`]) rewrites the file at lowered priority after keys change;
+//! requests that arrive while it works are coalesced into one more write.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use ferrosigner_bls::SecretKey;
 use ferrosigner_keystore::Kdf;
@@ -21,7 +25,7 @@ use ferrosigner_keystore::key_cache::{self, CacheEntry};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::keys::KeyEntry;
+use super::registry::{KeyEntry, KeyRegistry};
 
 pub use ferrosigner_keystore::key_cache::fingerprint;
 
@@ -149,7 +153,7 @@ pub fn write(path: &Path, keys: &[Arc<KeyEntry>]) -> Result<(), String> {
         file.extend_from_slice(fingerprint);
     }
     file.extend_from_slice(&sealed);
-    crate::write_file_atomic(path, &file, 0o600)
+    crate::files::write_file_atomic(path, &file, 0o600)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -160,6 +164,88 @@ pub fn remove(path: &Path) -> Result<(), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
     }
+}
+
+/// How long the writer waits after a request before sealing, so that a burst of changes (many quick
+/// deletions) costs one KDF run instead of one each.
+const SETTLE: Duration = Duration::from_millis(200);
+
+#[derive(Default)]
+struct WriterState {
+    requested: bool,
+    stopped: bool,
+}
+
+/// The key cache's one writer: a thread of its own, at lowered priority, that re-seals the cache from the
+/// registry whenever asked, coalescing requests that arrive while it waits or works.
+pub(crate) struct CacheWriter {
+    state: Arc<(Mutex<WriterState>, Condvar)>,
+}
+
+impl CacheWriter {
+    /// Starts the writer for the cache at `path`, sealing the keys of `registry`; `on_write` is called after
+    /// each write attempt.
+    pub fn start(
+        path: PathBuf,
+        registry: Arc<KeyRegistry>,
+        on_write: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let state: Arc<(Mutex<WriterState>, Condvar)> = Arc::default();
+        let shared = state.clone();
+        std::thread::Builder::new()
+            .name("key-cache-writer".into())
+            .spawn(move || {
+                super::decrypt::lower_thread_priority();
+                while wait_for_request(&shared) {
+                    let started = std::time::Instant::now();
+                    match write(&path, &registry.list()) {
+                        Ok(()) => tracing::info!(
+                            cache = %path.display(),
+                            seconds = started.elapsed().as_secs_f64(),
+                            "key cache updated"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(cache = %path.display(), "key cache not updated: {e}")
+                        }
+                    }
+                    on_write();
+                }
+            })?;
+        Ok(Self { state })
+    }
+
+    /// Asks for the cache to be rewritten from the keys as they are when the write starts.
+    pub fn request(&self) {
+        let (lock, wake) = &*self.state;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).requested = true;
+        wake.notify_one();
+    }
+}
+
+impl Drop for CacheWriter {
+    fn drop(&mut self) {
+        let (lock, wake) = &*self.state;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stopped = true;
+        wake.notify_one();
+    }
+}
+
+/// Blocks until a write is requested (then lets the burst settle and takes every request made so far);
+/// `false` once the writer is stopped.
+fn wait_for_request(shared: &(Mutex<WriterState>, Condvar)) -> bool {
+    let (lock, wake) = shared;
+    let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+    while !state.requested && !state.stopped {
+        state = wake.wait(state).unwrap_or_else(|e| e.into_inner());
+    }
+    if state.stopped {
+        return false;
+    }
+    drop(state);
+    std::thread::sleep(SETTLE);
+    let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+    state.requested = false;
+    !state.stopped
 }
 
 #[cfg(test)]

@@ -1,12 +1,16 @@
-//! The key registry: every key able to sign, held once per process and shared by all request handlers.
+//! The key registry: every key able to sign, held once per process. Only the [`super::Keyring`] changes it;
+//! the signing pipeline and handlers get a read-only [`KeyView`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use ferrosigner_bls::{PUBLIC_KEY_LEN, PublicKey, SecretKey};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::watch;
 
-use crate::key_cache::CacheMaterial;
+use super::LoadState;
+use super::cache::CacheMaterial;
 
 /// Where a key came from, which decides whether the Keymanager API may delete it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +56,22 @@ pub struct KeyEntry {
     pub cache: Option<CacheMaterial>,
 }
 
-/// The loaded keys, looked up by compressed public key bytes (no curve check on the hot path).
-#[derive(Default)]
-pub struct KeyRegistry {
+/// The loaded keys, looked up by compressed public key bytes (no curve check on the hot path). The
+/// `keys_loaded` gauge follows every change.
+pub(crate) struct KeyRegistry {
     keys: RwLock<HashMap<[u8; PUBLIC_KEY_LEN], Arc<KeyEntry>>>,
+    gauge: Gauge,
 }
 
 impl KeyRegistry {
+    /// An empty registry reporting its size to `gauge`.
+    pub fn new(gauge: Gauge) -> Self {
+        Self {
+            keys: RwLock::default(),
+            gauge,
+        }
+    }
+
     /// The key with these public key bytes, if loaded.
     pub fn get(&self, pubkey: &[u8; PUBLIC_KEY_LEN]) -> Option<Arc<KeyEntry>> {
         self.read().get(pubkey).cloned()
@@ -72,12 +85,23 @@ impl KeyRegistry {
             return false;
         }
         keys.insert(pk, Arc::new(entry));
+        self.gauge.set(keys.len() as i64);
         true
+    }
+
+    /// Puts back a key taken out by [`Self::remove`] (a deletion that could not go ahead).
+    pub fn restore(&self, entry: Arc<KeyEntry>) {
+        let mut keys = self.write();
+        keys.entry(*entry.public.as_bytes()).or_insert(entry);
+        self.gauge.set(keys.len() as i64);
     }
 
     /// Removes a key; returns it if it was loaded.
     pub fn remove(&self, pubkey: &[u8; PUBLIC_KEY_LEN]) -> Option<Arc<KeyEntry>> {
-        self.write().remove(pubkey)
+        let mut keys = self.write();
+        let removed = keys.remove(pubkey);
+        self.gauge.set(keys.len() as i64);
+        removed
     }
 
     /// Removes every key matching `predicate`; returns the removed keys.
@@ -88,7 +112,9 @@ impl KeyRegistry {
             .filter(|(_, e)| predicate(e))
             .map(|(k, _)| *k)
             .collect();
-        doomed.iter().filter_map(|k| keys.remove(k)).collect()
+        let removed = doomed.iter().filter_map(|k| keys.remove(k)).collect();
+        self.gauge.set(keys.len() as i64);
+        removed
     }
 
     /// Every loaded key, sorted by public key.
@@ -103,11 +129,6 @@ impl KeyRegistry {
         self.read().len()
     }
 
-    /// Whether no key is loaded.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<[u8; PUBLIC_KEY_LEN], Arc<KeyEntry>>> {
         // A panic while holding the lock cannot leave the map half-updated (single insert/remove calls).
         self.keys.read().unwrap_or_else(|e| e.into_inner())
@@ -117,5 +138,54 @@ impl KeyRegistry {
         &self,
     ) -> std::sync::RwLockWriteGuard<'_, HashMap<[u8; PUBLIC_KEY_LEN], Arc<KeyEntry>>> {
         self.keys.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A read-only handle on the keys for the signing pipeline and the handlers: lookups and the load state.
+#[derive(Clone)]
+pub struct KeyView {
+    registry: Arc<KeyRegistry>,
+    load: watch::Receiver<LoadState>,
+}
+
+impl KeyView {
+    pub(crate) fn new(registry: Arc<KeyRegistry>, load: watch::Receiver<LoadState>) -> Self {
+        Self { registry, load }
+    }
+
+    /// The key with these public key bytes, if loaded.
+    pub fn get(&self, pubkey: &[u8; PUBLIC_KEY_LEN]) -> Option<Arc<KeyEntry>> {
+        self.registry.get(pubkey)
+    }
+
+    /// Every loaded key, sorted by public key.
+    pub fn list(&self) -> Vec<Arc<KeyEntry>> {
+        self.registry.list()
+    }
+
+    /// How many keys are loaded.
+    pub fn len(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Whether no key is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether start-up key loading has finished.
+    pub fn loaded(&self) -> bool {
+        self.load.borrow().finished
+    }
+
+    /// The progress and result of start-up key loading.
+    pub fn load_state(&self) -> LoadState {
+        self.load.borrow().clone()
+    }
+
+    /// Waits until start-up key loading has finished.
+    pub async fn wait_loaded(&self) {
+        let mut load = self.load.clone();
+        let _ = load.wait_for(|s| s.finished).await;
     }
 }
