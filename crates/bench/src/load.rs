@@ -97,6 +97,12 @@ impl Workload {
         self.paths.len()
     }
 
+    /// The next request for key `index`: its path and a body one round past the previous one for that key.
+    pub fn next_request(&self, kind: Kind, index: usize) -> (&str, Bytes) {
+        let round = self.rounds[index].fetch_add(1, Ordering::Relaxed);
+        (&self.paths[index], Workload::body(kind, round))
+    }
+
     fn body(kind: Kind, round: u64) -> Bytes {
         let n = BASE + round;
         let text = match kind {
@@ -208,9 +214,8 @@ async fn worker(
             tokio::time::sleep_until(scheduled).await;
         }
         let index = owned[(m as usize) % owned.len()];
-        let round = work.rounds[index].fetch_add(1, Ordering::Relaxed);
-        let body = Workload::body(kind, round);
-        let status = match conn.post(&work.paths[index], body).await {
+        let (path, body) = work.next_request(kind, index);
+        let status = match conn.post(path, body).await {
             Ok(s) => s,
             Err(_) => {
                 conn = Conn::open(&addr).await?;
@@ -234,7 +239,8 @@ async fn worker(
     Ok(out)
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
+/// The `p` quantile (0–1, nearest rank) of sorted microsecond latencies, in milliseconds; NaN when empty.
+pub fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

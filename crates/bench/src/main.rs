@@ -5,11 +5,13 @@
 //! [`keysets`] generates (once, cached) the keystores the server loads; [`server`] starts the release binary
 //! on free 127.0.0.1 ports and reads its CPU time and memory from `/proc`; [`load`] drives it over keep-alive
 //! HTTP/1.1 connections ([`http`]) at fixed concurrency or a fixed rate; [`pg`] creates a fresh PostgreSQL
-//! database and counts transactions and check-function calls per slashing check. `main` runs the
+//! database and counts transactions and check-function calls per slashing check; [`import`] measures signing
+//! latency while one Keymanager import adds keys to a signer with one HTTP worker. `main` runs the
 //! scenarios in order and renders the tables ([`report`]).
 
 mod ceiling;
 mod http;
+mod import;
 mod keysets;
 mod load;
 mod pg;
@@ -78,6 +80,21 @@ pub struct Args {
     /// Skip the start-up and memory measurements.
     #[arg(long)]
     pub no_startup: bool,
+    /// Skip the HTTP load scenarios (SQLite, PostgreSQL, slashing off).
+    #[arg(long)]
+    pub no_load: bool,
+    /// Skip the Keymanager import phase (signing latency while keys are imported).
+    #[arg(long)]
+    pub no_import: bool,
+    /// Keystores imported in one Keymanager request by the import phase (default 100; 4 with --quick).
+    #[arg(long)]
+    pub import_keys: Option<usize>,
+    /// KDF of the keystores the import phase imports.
+    #[arg(long, default_value = "scrypt", value_parser = ["scrypt", "pbkdf2", "insecure"])]
+    pub import_kdf: String,
+    /// ATTESTATION requests per second signed during the import phase.
+    #[arg(long, default_value_t = 200.0)]
+    pub import_rate: f64,
     /// Do not profile the server with `perf` in an extra, unreported repeat of the c=64 ATTESTATION phase
     /// (profiling is on when `perf record` works here).
     #[arg(long)]
@@ -98,6 +115,9 @@ impl Args {
     fn memory_keys(&self) -> usize {
         self.memory_keys
             .unwrap_or(if self.quick { 200 } else { 10_000 })
+    }
+    fn import_keys(&self) -> usize {
+        self.import_keys.unwrap_or(if self.quick { 4 } else { 100 })
     }
 }
 
@@ -362,7 +382,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let load_set = keysets::ensure(&args.signer, &args.cache_dir, "insecure", args.load_keys)?;
+    if !args.import_rate.is_finite() || args.import_rate <= 0.0 {
+        bail!("--import-rate must be positive");
+    }
+    let load_set = if args.no_load {
+        None
+    } else {
+        Some(keysets::ensure(
+            &args.signer,
+            &args.cache_dir,
+            "insecure",
+            args.load_keys,
+        )?)
+    };
+    let import_sets = if args.no_import {
+        None
+    } else {
+        Some((
+            keysets::ensure(&args.signer, &args.cache_dir, "insecure", import::CONNS)?,
+            keysets::ensure(
+                &args.signer,
+                &args.cache_dir,
+                &args.import_kdf,
+                args.import_keys(),
+            )?,
+        ))
+    };
     let (n, mem_n) = (args.startup_keys(), args.memory_keys());
     let sets = if args.no_startup {
         None
@@ -384,33 +429,65 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let mut scenarios = Vec::new();
-    scenarios.push(load_scenario(&args, &work_dir, &load_set, "SQLite", true, None).await?);
     let mut pg_note = None;
-    if args.no_postgres {
-        pg_note = Some("skipped (--no-postgres)".to_owned());
-    } else {
-        match pg::BenchDb::create(&args.pg_url).await {
-            Ok(db) => {
-                let s =
-                    load_scenario(&args, &work_dir, &load_set, "PostgreSQL", true, Some(&db)).await;
-                let _ = db.drop_db().await;
-                scenarios.push(s?);
-            }
-            Err(e) if ci => {
-                return Err(e.context("PostgreSQL is required under CI=true"));
-            }
-            Err(e) => {
-                eprintln!("NOTICE: PostgreSQL scenario skipped: {e:#}");
-                pg_note = Some(format!("skipped: {e:#}"));
+    if let Some(load_set) = &load_set {
+        scenarios.push(load_scenario(&args, &work_dir, load_set, "SQLite", true, None).await?);
+        if args.no_postgres {
+            pg_note = Some("skipped (--no-postgres)".to_owned());
+        } else {
+            match pg::BenchDb::create(&args.pg_url).await {
+                Ok(db) => {
+                    let s =
+                        load_scenario(&args, &work_dir, load_set, "PostgreSQL", true, Some(&db))
+                            .await;
+                    let _ = db.drop_db().await;
+                    scenarios.push(s?);
+                }
+                Err(e) if ci => {
+                    return Err(e.context("PostgreSQL is required under CI=true"));
+                }
+                Err(e) => {
+                    eprintln!("NOTICE: PostgreSQL scenario skipped: {e:#}");
+                    pg_note = Some(format!("skipped: {e:#}"));
+                }
             }
         }
+        scenarios.push(load_scenario(&args, &work_dir, load_set, "-", false, None).await?);
     }
-    scenarios.push(load_scenario(&args, &work_dir, &load_set, "-", false, None).await?);
 
     let startup = match &sets {
         Some((scrypt, many)) => Some(startup(&args, &work_dir, scrypt, many, n, mem_n).await?),
         None => None,
     };
+
+    let import = match &import_sets {
+        Some((preload, to_import)) => {
+            eprintln!(
+                "import: {} {} keystores through the Keymanager API, one HTTP worker, {}/s ATTESTATION",
+                args.import_keys(),
+                args.import_kdf,
+                args.import_rate
+            );
+            let r = import::run(&import::Plan {
+                signer: &args.signer,
+                data_dir: &work_dir.join("import"),
+                preload,
+                import: to_import,
+                keys: args.import_keys(),
+                kdf: &args.import_kdf,
+                rate: args.import_rate,
+                times: (args.warmup(), args.duration()),
+            })
+            .await?;
+            eprintln!(
+                "import: {} imported in {:.1} s; signing p99 {:.1} ms during it, {:.2} ms without",
+                r.imported, r.during.seconds, r.during.p99_ms, r.baseline.p99_ms
+            );
+            Some(r)
+        }
+        None => None,
+    };
+
     let _ = std::fs::remove_dir_all(&work_dir);
 
     let md = report::render(&report::Input {
@@ -419,6 +496,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         scenarios: &scenarios,
         pg_note: pg_note.as_deref(),
         startup: startup.as_ref(),
+        import: import.as_ref(),
         elapsed_s: started.elapsed().as_secs_f64(),
     });
     println!("{md}");

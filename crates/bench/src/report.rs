@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::ceiling::Ceiling;
+use crate::import::{ImportResult, TARGET_P99_MS};
 use crate::load::{Kind, Mode, PhaseResult};
 use crate::{Args, Scenario, Startup};
 
@@ -25,6 +26,8 @@ pub struct Input<'a> {
     pub pg_note: Option<&'a str>,
     /// Start-up and memory, unless skipped.
     pub startup: Option<&'a Startup>,
+    /// Signing during a Keymanager import, unless skipped.
+    pub import: Option<&'a ImportResult>,
     /// Wall time of the run.
     pub elapsed_s: f64,
 }
@@ -162,6 +165,172 @@ pub fn render(input: &Input<'_>) -> String {
         f(c.pbkdf2_ms, 1)
     );
 
+    let pg = input.scenarios.iter().find_map(|s| s.pg);
+    if input.scenarios.is_empty() {
+        let _ = writeln!(md, "\n### HTTP load (steps 2–4)\n\nskipped (--no-load)");
+    } else {
+        load_sections(&mut md, input, pg);
+    }
+
+    if let Some(st) = input.startup {
+        let ideal = st.n as f64 * c.scrypt_ms / 1e3 / c.cores as f64;
+        let _ = writeln!(md, "\n### Start-up and memory (step 5)\n");
+        let _ = writeln!(
+            md,
+            "Time is from process start to the first `/healthcheck` 200. Ideal first load = N × one scrypt / cores = {} s; \
+             the first load used {} × N × one scrypt of server CPU. Other CPU = what other processes used meanwhile.\n",
+            f(ideal, 1),
+            f(st.cold.1 / (st.n as f64 * c.scrypt_ms / 1e3), 2)
+        );
+        let _ = writeln!(
+            md,
+            "| case | keys | time s | × ideal | server CPU s | RSS MiB | peak RSS MiB | other CPU |\n|---|---|---|---|---|---|---|---|"
+        );
+        let row = |md: &mut String, name: &str, n: usize, v: crate::Figures, ratio: Option<f64>| {
+            let _ = writeln!(
+                md,
+                "| {name} | {n} | {} | {} | {} | {} | {} | {}% |",
+                f(v.0, 2),
+                ratio.map_or("–".into(), |r| f(r, 2)),
+                f(v.1, 1),
+                f(v.2, 1),
+                f(v.3, 1),
+                f(v.4 * 100.0, 0)
+            );
+        };
+        row(
+            &mut md,
+            "first load, scrypt keystores",
+            st.n,
+            st.cold,
+            Some(st.cold.0 / ideal),
+        );
+        match st.warm {
+            Some(w) => row(&mut md, "restart, key cache", st.n, w, None),
+            None => {
+                let _ = writeln!(
+                    md,
+                    "| restart, key cache | {} | binary has no `--key-cache-enabled` | | | | | |",
+                    st.n
+                );
+            }
+        }
+        row(
+            &mut md,
+            "loaded, insecure-KDF keystores",
+            st.mem_n,
+            st.mem,
+            None,
+        );
+    }
+
+    if let Some(im) = input.import {
+        import_section(&mut md, input.args, c, im);
+    }
+
+    let _ = writeln!(
+        md,
+        "\n### Targets (DESIGN.md §4), as ratios from this run\n"
+    );
+    let _ = writeln!(
+        md,
+        "| what | target | measured | verdict |\n|---|---|---|---|"
+    );
+    if let Some(r) = find(input.scenarios, "SQLite", Kind::Attestation, Some(64)) {
+        let ratio = r.server_cpu_us / c.sign_us;
+        let _ = writeln!(
+            md,
+            "| server CPU per signed ATTESTATION (SQLite, c=64) | ≤ 1.15 × raw sign | {} × ({} µs) | {} |",
+            f(ratio, 2),
+            f(r.server_cpu_us, 0),
+            verdict(ratio <= 1.15)
+        );
+        let ratio = r.throughput / c.rate_for(c.cores);
+        let _ = writeln!(
+            md,
+            "| HTTP throughput, c=64 | ≥ 0.85 × cores × raw sign rate | {} × ({} /s) | {} |",
+            f(ratio, 2),
+            f(r.throughput, 0),
+            verdict(ratio >= 0.85)
+        );
+    }
+    if let Some(r) = find(input.scenarios, "SQLite", Kind::Attestation, None) {
+        let _ = writeln!(
+            md,
+            "| p99 latency at half the maximum rate ({}) | ≤ 3 ms | {} ms | {} |",
+            r.mode.label(),
+            f(r.p99_ms, 2),
+            verdict(r.p99_ms <= 3.0)
+        );
+    }
+    if let Some(p) = pg {
+        let per = p.xacts as f64 / p.checks.max(1) as f64;
+        let calls = p.calls as f64 / p.checks.max(1) as f64;
+        let _ = writeln!(
+            md,
+            "| PostgreSQL round trips per slashing check | 1 | {} transactions, {} check calls | {} |",
+            f(per, 3),
+            f(calls, 3),
+            verdict(per <= 1.01 && calls <= 1.01)
+        );
+    }
+    if let Some(st) = input.startup {
+        let ideal = st.n as f64 * c.scrypt_ms / 1e3 / c.cores as f64;
+        if let Some(w) = st.warm {
+            let _ = writeln!(
+                md,
+                "| restart with {} scrypt keystores, key cache warm | ≤ 3 s | {} s | {} |",
+                st.n,
+                f(w.0, 2),
+                verdict(w.0 <= 3.0)
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| first load with {} scrypt keystores | ≤ 1.1 × N × one scrypt / cores | {} × ({} s; server CPU {} × N × one scrypt; other processes {}% of the cores) | {} |",
+            st.n,
+            f(st.cold.0 / ideal, 2),
+            f(st.cold.0, 1),
+            f(st.cold.1 / (st.n as f64 * c.scrypt_ms / 1e3), 2),
+            f(st.cold.4 * 100.0, 0),
+            verdict(st.cold.0 / ideal <= 1.1)
+        );
+        let _ = writeln!(
+            md,
+            "| resident memory with {} keys | ≤ 100 MiB | {} MiB | {} |",
+            st.mem_n,
+            f(st.mem.2, 1),
+            verdict(st.mem.2 <= 100.0)
+        );
+    }
+    if let Some(im) = input.import {
+        let _ = writeln!(
+            md,
+            "| signing p99 during a {}-key import (one HTTP worker, {}/s) | ≤ 50 ms | {} ms (without an import {} ms) | {} |",
+            im.keys,
+            f(im.rate, 0),
+            f(im.during.p99_ms, 1),
+            f(im.baseline.p99_ms, 2),
+            verdict(im.during.p99_ms <= TARGET_P99_MS)
+        );
+    }
+    let on = find(input.scenarios, "SQLite", Kind::Attestation, Some(64));
+    let off = find(input.scenarios, "-", Kind::Attestation, Some(64));
+    if let (Some(on), Some(off)) = (on, off) {
+        let _ = writeln!(
+            md,
+            "| slashing on (SQLite) vs off, c=64 | (informative) | throughput {} ×, CPU/req {} × | |",
+            f(on.throughput / off.throughput, 2),
+            f(on.server_cpu_us / off.server_cpu_us, 2)
+        );
+    }
+    let _ = write!(md, "{END}");
+    md
+}
+
+/// The HTTP load table, the profiles and the PostgreSQL round trips.
+fn load_sections(md: &mut String, input: &Input<'_>, pg: Option<crate::PgFigures>) {
+    let c = input.ceiling;
     let _ = writeln!(md, "\n### HTTP load (steps 2–4)\n");
     let _ = writeln!(
         md,
@@ -262,7 +431,6 @@ pub fn render(input: &Input<'_>) -> String {
         }
     }
 
-    let pg = input.scenarios.iter().find_map(|s| s.pg);
     let _ = writeln!(md, "\n### PostgreSQL round trips per slashing check\n");
     match pg {
         Some(p) => {
@@ -298,146 +466,83 @@ pub fn render(input: &Input<'_>) -> String {
             let _ = writeln!(md, "{}", input.pg_note.unwrap_or("not measured"));
         }
     }
+}
 
-    if let Some(st) = input.startup {
-        let ideal = st.n as f64 * c.scrypt_ms / 1e3 / c.cores as f64;
-        let _ = writeln!(md, "\n### Start-up and memory (step 5)\n");
-        let _ = writeln!(
-            md,
-            "Time is from process start to the first `/healthcheck` 200. Ideal first load = N × one scrypt / cores = {} s; \
-             the first load used {} × N × one scrypt of server CPU. Other CPU = what other processes used meanwhile.\n",
-            f(ideal, 1),
-            f(st.cold.1 / (st.n as f64 * c.scrypt_ms / 1e3), 2)
-        );
-        let _ = writeln!(
-            md,
-            "| case | keys | time s | × ideal | server CPU s | RSS MiB | peak RSS MiB | other CPU |\n|---|---|---|---|---|---|---|---|"
-        );
-        let row = |md: &mut String, name: &str, n: usize, v: crate::Figures, ratio: Option<f64>| {
-            let _ = writeln!(
-                md,
-                "| {name} | {n} | {} | {} | {} | {} | {} | {}% |",
-                f(v.0, 2),
-                ratio.map_or("–".into(), |r| f(r, 2)),
-                f(v.1, 1),
-                f(v.2, 1),
-                f(v.3, 1),
-                f(v.4 * 100.0, 0)
-            );
-        };
-        row(
-            &mut md,
-            "first load, scrypt keystores",
-            st.n,
-            st.cold,
-            Some(st.cold.0 / ideal),
-        );
-        match st.warm {
-            Some(w) => row(&mut md, "restart, key cache", st.n, w, None),
-            None => {
-                let _ = writeln!(
-                    md,
-                    "| restart, key cache | {} | binary has no `--key-cache-enabled` | | | | | |",
-                    st.n
-                );
-            }
-        }
-        row(
-            &mut md,
-            "loaded, insecure-KDF keystores",
-            st.mem_n,
-            st.mem,
-            None,
-        );
+/// One decryption of `kdf` from step 1, in milliseconds (NaN for `insecure`, which step 1 does not time).
+fn kdf_ms(c: &Ceiling, kdf: &str) -> f64 {
+    match kdf {
+        "scrypt" => c.scrypt_ms,
+        "pbkdf2" => c.pbkdf2_ms,
+        _ => f64::NAN,
     }
+}
 
+fn import_section(md: &mut String, args: &Args, c: &Ceiling, im: &ImportResult) {
+    let threads = c.cores.saturating_sub(1).max(1);
+    let ideal = im.keys as f64 * kdf_ms(c, &im.kdf) / 1e3 / threads as f64;
+    let _ = writeln!(md, "\n### Signing during a Keymanager import\n");
     let _ = writeln!(
         md,
-        "\n### Targets (DESIGN.md §4), as ratios from this run\n"
+        "The signer starts with {} insecure-KDF keys and `--http-worker-threads 1`; {} connections send ATTESTATION \
+         requests at a fixed {}/s (each a new, higher source/target for its key; latency from the scheduled send \
+         time, so a stalled worker shows in every request it delays). After {} s warm-up, {} s of that load without \
+         an import (baseline), then one `POST /eth/v1/keystores` of {} {} EIP-2335 keystores (made by \
+         `ferrosigner generate-keystores`). \"During the import\" is every request in flight between sending the \
+         import and reading its answer. Ideal import time = N × one {} decryption (step 1) / {} thread(s) (the \
+         server decrypts imports on all cores but one).\n",
+        im.preloaded,
+        im.conns,
+        f(im.rate, 0),
+        args.warmup().as_secs_f64(),
+        args.duration().as_secs_f64(),
+        im.keys,
+        im.kdf,
+        im.kdf,
+        threads
     );
     let _ = writeln!(
         md,
-        "| what | target | measured | verdict |\n|---|---|---|---|"
+        "| window | seconds | requests | non-200 | p50 ms | p99 ms | max ms | server CPU s | other CPU |\n|---|---|---|---|---|---|---|---|---|"
     );
-    if let Some(r) = find(input.scenarios, "SQLite", Kind::Attestation, Some(64)) {
-        let ratio = r.server_cpu_us / c.sign_us;
+    for (name, w) in [
+        ("without an import", &im.baseline),
+        ("during the import", &im.during),
+    ] {
         let _ = writeln!(
             md,
-            "| server CPU per signed ATTESTATION (SQLite, c=64) | ≤ 1.15 × raw sign | {} × ({} µs) | {} |",
-            f(ratio, 2),
-            f(r.server_cpu_us, 0),
-            verdict(ratio <= 1.15)
-        );
-        let ratio = r.throughput / c.rate_for(c.cores);
-        let _ = writeln!(
-            md,
-            "| HTTP throughput, c=64 | ≥ 0.85 × cores × raw sign rate | {} × ({} /s) | {} |",
-            f(ratio, 2),
-            f(r.throughput, 0),
-            verdict(ratio >= 0.85)
-        );
-    }
-    if let Some(r) = find(input.scenarios, "SQLite", Kind::Attestation, None) {
-        let _ = writeln!(
-            md,
-            "| p99 latency at half the maximum rate ({}) | ≤ 3 ms | {} ms | {} |",
-            r.mode.label(),
-            f(r.p99_ms, 2),
-            verdict(r.p99_ms <= 3.0)
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {}% |",
+            f(w.seconds, 2),
+            w.requests,
+            w.non_ok,
+            f(w.p50_ms, 2),
+            f(w.p99_ms, 2),
+            f(w.max_ms, 1),
+            f(w.server_cpu_s, 2),
+            f(w.other_cpu_share * 100.0, 0)
         );
     }
-    if let Some(p) = pg {
-        let per = p.xacts as f64 / p.checks.max(1) as f64;
-        let calls = p.calls as f64 / p.checks.max(1) as f64;
-        let _ = writeln!(
-            md,
-            "| PostgreSQL round trips per slashing check | 1 | {} transactions, {} check calls | {} |",
-            f(per, 3),
-            f(calls, 3),
-            verdict(per <= 1.01 && calls <= 1.01)
-        );
-    }
-    if let Some(st) = input.startup {
-        let ideal = st.n as f64 * c.scrypt_ms / 1e3 / c.cores as f64;
-        if let Some(w) = st.warm {
-            let _ = writeln!(
-                md,
-                "| restart with {} scrypt keystores, key cache warm | ≤ 3 s | {} s | {} |",
-                st.n,
-                f(w.0, 2),
-                verdict(w.0 <= 3.0)
-            );
-        }
-        let _ = writeln!(
-            md,
-            "| first load with {} scrypt keystores | ≤ 1.1 × N × one scrypt / cores | {} × ({} s; server CPU {} × N × one scrypt; other processes {}% of the cores) | {} |",
-            st.n,
-            f(st.cold.0 / ideal, 2),
-            f(st.cold.0, 1),
-            f(st.cold.1 / (st.n as f64 * c.scrypt_ms / 1e3), 2),
-            f(st.cold.4 * 100.0, 0),
-            verdict(st.cold.0 / ideal <= 1.1)
-        );
-        let _ = writeln!(
-            md,
-            "| resident memory with {} keys | ≤ 100 MiB | {} MiB | {} |",
-            st.mem_n,
-            f(st.mem.2, 1),
-            verdict(st.mem.2 <= 100.0)
-        );
-    }
-    let on = find(input.scenarios, "SQLite", Kind::Attestation, Some(64));
-    let off = find(input.scenarios, "-", Kind::Attestation, Some(64));
-    if let (Some(on), Some(off)) = (on, off) {
-        let _ = writeln!(
-            md,
-            "| slashing on (SQLite) vs off, c=64 | (informative) | throughput {} ×, CPU/req {} × | |",
-            f(on.throughput / off.throughput, 2),
-            f(on.server_cpu_us / off.server_cpu_us, 2)
-        );
-    }
-    let _ = write!(md, "{END}");
-    md
+    let _ = writeln!(
+        md,
+        "\nImport: HTTP {}, {} of {} keystores imported ({} keys listed afterwards), {} s ({} × ideal {} s). \
+         During it {} requests took over {} ms; the slowest was sent {} s after the import.\n",
+        im.status,
+        im.imported,
+        im.keys,
+        im.keys_after,
+        f(im.during.seconds, 2),
+        f(im.during.seconds / ideal, 2),
+        f(ideal, 1),
+        im.during.over_target,
+        TARGET_P99_MS,
+        f(im.during.max_at_s, 2)
+    );
+    let _ = writeln!(
+        md,
+        "**signing p99 during a {}-key import: {} ms (target ≤ 50 ms)**; without an import: {} ms.",
+        im.keys,
+        f(im.during.p99_ms, 1),
+        f(im.baseline.p99_ms, 2)
+    );
 }
 
 /// Writes `generated` into `path`, replacing the text between the markers if the file has them,

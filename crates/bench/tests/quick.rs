@@ -83,6 +83,11 @@ fn quick_run_writes_every_table() {
         "| HTTP throughput, c=64 |",
         "| p99 latency at half the maximum rate",
         "| resident memory with 200 keys |",
+        "| without an import |",
+        "| during the import |",
+        "4 of 4 keystores imported",
+        "signing p99 during a 4-key import: ",
+        "| signing p99 during a 4-key import (one HTTP worker, ",
     ] {
         assert!(md.contains(row), "missing row {row:?} in:\n{md}");
     }
@@ -94,6 +99,14 @@ fn quick_run_writes_every_table() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         assert_eq!(cells.get(6), Some(&"0"), "non-200 answers in {line}");
         assert_ne!(cells.get(5), Some(&"0"), "no requests in {line}");
+    }
+    // the signing load of the import phase was answered 200 throughout
+    for line in md.lines().filter(|l| {
+        l.starts_with("| without an import |") || l.starts_with("| during the import |")
+    }) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert_eq!(cells.get(4), Some(&"0"), "non-200 answers in {line}");
+        assert_ne!(cells.get(3), Some(&"0"), "no requests in {line}");
     }
     if md.contains("| PostgreSQL | on | ATTESTATION | c=64 |") {
         assert!(
