@@ -35,7 +35,7 @@ pub mod wire;
 
 pub use error::Error;
 pub use network::{FAR_FUTURE_EPOCH, ForkName, Network, ScheduledFork};
-pub use request::{Prepared, RequestKind, SlashingSubject, prepare};
+pub use request::{Prepared, RequestKind, SlashingSubject, prepare, request_kind};
 pub use signing::{Fork, ForkInfo, compute_domain, compute_fork_data_root, compute_signing_root};
 pub use spec::{EthSpec, MainnetSpec, MinimalSpec, Preset};
 

@@ -304,6 +304,19 @@ struct DepositWire {
     genesis_fork_version: Version,
 }
 
+/// Reads only the `type` of a sign request body (the rest is skipped without being stored), e.g.
+/// to refuse a large body whose type cannot carry one before parsing it.
+pub fn request_kind(body: &[u8]) -> Result<RequestKind, Error> {
+    #[derive(Deserialize)]
+    struct TypeOnly {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let t: TypeOnly =
+        serde_json::from_slice(body).map_err(|e| Error::MalformedBody(e.to_string()))?;
+    RequestKind::parse(&t.kind).ok_or_else(|| Error::UnknownType(snippet(&t.kind)))
+}
+
 /// Parses a sign request body and computes its signing root for `network`.
 ///
 /// The root is always computed from the object; a supplied `signingRoot`/`signing_root` that

@@ -179,20 +179,21 @@ impl Signer {
             Body::Inline(body) => ferrosigner_consensus::prepare(body, &self.network).map_err(bad),
             Body::Large(body) => {
                 let network = self.network.clone();
-                let len = (*body).as_ref().len();
-                let prepared = tokio::task::spawn_blocking(move || {
-                    ferrosigner_consensus::prepare((*body).as_ref(), &network)
+                tokio::task::spawn_blocking(move || {
+                    let bytes = (*body).as_ref();
+                    // Only the types that carry a whole payload may be large: look at the type
+                    // before parsing the rest.
+                    let kind = ferrosigner_consensus::request_kind(bytes).map_err(bad)?;
+                    if !kind.allows_large_body() {
+                        return Err(SignError::TooLarge(format!(
+                            "a {kind} request body of {} bytes exceeds the ordinary body limit",
+                            bytes.len()
+                        )));
+                    }
+                    ferrosigner_consensus::prepare(bytes, &network).map_err(bad)
                 })
                 .await
                 .map_err(|e| SignError::Internal(format!("parsing task failed: {e}")))?
-                .map_err(bad)?;
-                if !prepared.kind.allows_large_body() {
-                    return Err(SignError::TooLarge(format!(
-                        "a {} request body of {len} bytes exceeds the ordinary body limit",
-                        prepared.kind
-                    )));
-                }
-                Ok(prepared)
             }
         }
     }
