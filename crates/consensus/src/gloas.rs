@@ -20,8 +20,8 @@ use typenum::{U32, U4096};
 use crate::Root;
 use crate::containers::{AttestationData, PublicKeyBytes, SignatureBytes};
 use crate::progressive::{
-    ProgressiveBitList, ProgressiveByteList, ProgressiveList, progressive_container_root_all_active,
-    progressive_list_with,
+    ProgressiveBitList, ProgressiveByteList, ProgressiveList,
+    progressive_container_root_all_active, progressive_list_with,
 };
 use crate::spec::EthSpec;
 use crate::wire::{bitvector, hex_byte_list, hex_fixed, quoted_u64, quoted_u256};

@@ -28,8 +28,8 @@ use crate::signing::{
     DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE, DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
     DOMAIN_VOLUNTARY_EXIT, ForkInfo, ZERO_ROOT, compute_domain, compute_signing_root,
 };
-use crate::wire::to_hex;
 use crate::spec::{EthSpec, MainnetSpec, MinimalSpec, Preset};
+use crate::wire::to_hex;
 use crate::wire::{HexBytes, hex_fixed, quoted_u64, snippet};
 
 /// The signing request types of the Web3Signer eth2 API.
@@ -97,8 +97,10 @@ impl RequestKind {
     ];
 
     /// Other names clients send for a type: Grandine's `PAYLOAD_ATTESTATION`.
-    pub const ALIASES: [(&'static str, RequestKind); 1] =
-        [("PAYLOAD_ATTESTATION", RequestKind::PayloadAttestationMessage)];
+    pub const ALIASES: [(&'static str, RequestKind); 1] = [(
+        "PAYLOAD_ATTESTATION",
+        RequestKind::PayloadAttestationMessage,
+    )];
 
     /// The wire name, e.g. `"ATTESTATION"` (also usable as a metric label).
     pub fn as_str(&self) -> &'static str {

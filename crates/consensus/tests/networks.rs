@@ -91,7 +91,10 @@ fn built_in_mainnet_and_minimal_equal_consensus_specs_configs() {
     }
     let mainnet = Network::by_name("mainnet").unwrap();
     assert_eq!(mainnet.fork(ForkName::Gloas).unwrap().version, [7, 0, 0, 0]);
-    assert_eq!(mainnet.fork(ForkName::Gloas).unwrap().epoch, FAR_FUTURE_EPOCH);
+    assert_eq!(
+        mainnet.fork(ForkName::Gloas).unwrap().epoch,
+        FAR_FUTURE_EPOCH
+    );
     assert_eq!(mainnet.fork(ForkName::Heze).unwrap().version, [8, 0, 0, 0]);
 }
 

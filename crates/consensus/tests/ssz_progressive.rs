@@ -223,10 +223,7 @@ fn decode(t: &Ty, bytes: &[u8]) -> Result<Val, String> {
             Ok(Val::Seq(items))
         }
         Ty::Container(fields, _) | Ty::ProgContainer(_, fields, _) => {
-            let fixed_len: usize = fields
-                .iter()
-                .map(|f| f.fixed_size().unwrap_or(4))
-                .sum();
+            let fixed_len: usize = fields.iter().map(|f| f.fixed_size().unwrap_or(4)).sum();
             if bytes.len() < fixed_len {
                 return Err("container shorter than its fixed part".into());
             }
@@ -341,11 +338,13 @@ fn hash_tree_root(t: &Ty, v: &Val) -> [u8; 32] {
             out
         }
         (Ty::Bitvector(n), Val::Bits(bits)) => merkle_root(&pack_bits(bits), n.div_ceil(256)).0,
-        (Ty::Bitlist(limit), Val::Bits(bits)) => mix_in_length(
-            &merkle_root(&pack_bits(bits), limit.div_ceil(256)),
-            bits.len(),
-        )
-        .0,
+        (Ty::Bitlist(limit), Val::Bits(bits)) => {
+            mix_in_length(
+                &merkle_root(&pack_bits(bits), limit.div_ceil(256)),
+                bits.len(),
+            )
+            .0
+        }
         (Ty::ProgBitlist, Val::Bits(bits)) => {
             progressive_bitlist_root(&pack_bits(bits), bits.len() as u64)
         }
@@ -353,10 +352,8 @@ fn hash_tree_root(t: &Ty, v: &Val) -> [u8; 32] {
             let root = match elem.basic_size() {
                 Some(size) => merkle_root(&pack(items), (limit * size).div_ceil(32)),
                 None => {
-                    let roots: Vec<u8> = items
-                        .iter()
-                        .flat_map(|i| hash_tree_root(elem, i))
-                        .collect();
+                    let roots: Vec<u8> =
+                        items.iter().flat_map(|i| hash_tree_root(elem, i)).collect();
                     merkle_root(&roots, *limit)
                 }
             };
@@ -511,7 +508,10 @@ fn typed_progressive_values_match_the_vectors() {
     }
     check::<ProgressiveList<bool>>(
         "progressive_list_bool.json",
-        Some(("progressive_list_basic_invalid.json", "ProgressiveList[bool]")),
+        Some((
+            "progressive_list_basic_invalid.json",
+            "ProgressiveList[bool]",
+        )),
     );
     check::<ProgressiveList<u8>>("progressive_list_uint8.json", None);
     check::<ProgressiveByteList>("progressive_list_byte.json", None);
@@ -553,8 +553,7 @@ fn typed_progressive_values_match_the_vectors() {
     }
     let (_, byte_cases) = cases("progressive_list_byte.json");
     for case in byte_cases {
-        let from_json: ProgressiveByteList =
-            serde_json::from_value(case["value"].clone()).unwrap();
+        let from_json: ProgressiveByteList = serde_json::from_value(case["value"].clone()).unwrap();
         assert_eq!(
             from_json.tree_hash_root().0,
             root32(case["root"].as_str().unwrap())

@@ -284,6 +284,9 @@ async fn large_bodies_in_flight_stay_within_the_budget() {
         .into_iter()
         .map(|r| r.unwrap().status().as_u16())
         .collect();
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&200), "{statuses:?}");
 }

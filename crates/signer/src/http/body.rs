@@ -93,11 +93,7 @@ impl LargeBodies {
     }
 
     /// Grows `held` so that it covers a body of `len` bytes (twice `len`), or 503.
-    fn reserve(
-        &self,
-        held: &mut Option<OwnedSemaphorePermit>,
-        len: usize,
-    ) -> Result<(), Response> {
+    fn reserve(&self, held: &mut Option<OwnedSemaphorePermit>, len: usize) -> Result<(), Response> {
         let want = len.saturating_mul(2);
         let have = held.as_ref().map_or(0, |p| p.num_permits());
         if want <= have {
