@@ -401,7 +401,7 @@ impl ProgressiveBitList {
     /// The bit list of `len` bits from `bits` (LSB-first); bits at or beyond `len` are cleared.
     pub fn from_bits(mut bits: Vec<u8>, len: usize) -> Self {
         bits.resize(len.div_ceil(8), 0);
-        if len % 8 != 0
+        if !len.is_multiple_of(8)
             && let Some(last) = bits.last_mut()
         {
             *last &= (1u8 << (len % 8)) - 1;

@@ -183,7 +183,7 @@ fn decode(t: &Ty, bytes: &[u8]) -> Result<Val, String> {
         Ty::List(elem, _) | Ty::ProgList(elem) => {
             let items = match elem.fixed_size() {
                 Some(size) => {
-                    if bytes.len() % size != 0 {
+                    if !bytes.len().is_multiple_of(size) {
                         return Err("list bytes not a multiple of the element size".into());
                     }
                     bytes
@@ -196,7 +196,7 @@ fn decode(t: &Ty, bytes: &[u8]) -> Result<Val, String> {
                         Vec::new()
                     } else {
                         let first = offset_at(bytes, 0)?;
-                        if first % 4 != 0 || first == 0 || first > bytes.len() {
+                        if !first.is_multiple_of(4) || first == 0 || first > bytes.len() {
                             return Err("bad first offset".into());
                         }
                         let count = first / 4;

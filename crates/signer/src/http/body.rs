@@ -92,24 +92,36 @@ impl LargeBodies {
         )
     }
 
-    /// Grows `held` so that it covers a body of `len` bytes (twice `len`), or 503.
-    fn reserve(&self, held: &mut Option<OwnedSemaphorePermit>, len: usize) -> Result<(), Response> {
+    /// Grows `held` so that it covers a body of `len` bytes (twice `len`); `Err(true)` when the
+    /// body is too large to reserve at all (413), `Err(false)` when the budget is spent (503).
+    fn try_reserve(&self, held: &mut Option<OwnedSemaphorePermit>, len: usize) -> Result<(), bool> {
         let want = len.saturating_mul(2);
         let have = held.as_ref().map_or(0, |p| p.num_permits());
         if want <= have {
             return Ok(());
         }
-        let more = u32::try_from(want - have).map_err(|_| self.too_large())?;
+        let more = u32::try_from(want - have).map_err(|_| true)?;
         let permit = self
             .budget
             .clone()
             .try_acquire_many_owned(more)
-            .map_err(|_| Self::busy())?;
+            .map_err(|_| false)?;
         match held {
             Some(p) => p.merge(permit),
             None => *held = Some(permit),
         }
         Ok(())
+    }
+
+    #[allow(clippy::result_large_err)] // built once per refused request
+    fn reserve(&self, held: &mut Option<OwnedSemaphorePermit>, len: usize) -> Result<(), Response> {
+        self.try_reserve(held, len).map_err(|too_large| {
+            if too_large {
+                self.too_large()
+            } else {
+                Self::busy()
+            }
+        })
     }
 
     /// Reads `body`, enforcing the limits and the budget.
