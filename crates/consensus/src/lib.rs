@@ -8,7 +8,9 @@
 //! - [`spec`] holds the presets: [`EthSpec`] gives the list limits at type level ([`MainnetSpec`],
 //!   [`MinimalSpec`]), [`Preset`] names them at run time.
 //! - [`containers`] holds the signed SSZ containers per fork, deriving `TreeHash` (sigp
-//!   `tree_hash`), SSZ and serde.
+//!   `tree_hash`), SSZ and serde; [`gloas`] the containers new or changed in Gloas.
+//! - [`progressive`] implements progressive merkleization (EIP-7916 progressive lists and
+//!   bitlists, EIP-7495/7688 progressive containers), which `tree_hash` lacks.
 //! - [`signing`] computes domains and signing roots (`compute_domain`, `compute_signing_root`)
 //!   and reads a request's `fork_info`.
 //! - [`network`] describes a chain: preset, genesis fork version, fork schedule, genesis
@@ -23,7 +25,9 @@
 
 pub mod containers;
 mod error;
+pub mod gloas;
 pub mod network;
+pub mod progressive;
 pub mod request;
 pub mod signing;
 pub mod spec;
@@ -31,7 +35,7 @@ pub mod wire;
 
 pub use error::Error;
 pub use network::{FAR_FUTURE_EPOCH, ForkName, Network, ScheduledFork};
-pub use request::{Prepared, RequestKind, SlashingSubject, prepare};
+pub use request::{Prepared, RequestKind, SlashingSubject, prepare, request_kind};
 pub use signing::{Fork, ForkInfo, compute_domain, compute_fork_data_root, compute_signing_root};
 pub use spec::{EthSpec, MainnetSpec, MinimalSpec, Preset};
 

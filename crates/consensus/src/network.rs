@@ -32,11 +32,15 @@ pub enum ForkName {
     Electra,
     /// Fulu.
     Fulu,
+    /// Gloas (EIP-7732 enshrined proposer-builder separation).
+    Gloas,
+    /// Heze: recognised in configs and carried in schedules; nothing signs with it yet.
+    Heze,
 }
 
 impl ForkName {
     /// Every fork, oldest first.
-    pub const ALL: [ForkName; 7] = [
+    pub const ALL: [ForkName; 9] = [
         ForkName::Phase0,
         ForkName::Altair,
         ForkName::Bellatrix,
@@ -44,6 +48,8 @@ impl ForkName {
         ForkName::Deneb,
         ForkName::Electra,
         ForkName::Fulu,
+        ForkName::Gloas,
+        ForkName::Heze,
     ];
 
     /// Upper-case name as used in request `version` fields (`PHASE0`, `ALTAIR`, …).
@@ -56,6 +62,8 @@ impl ForkName {
             ForkName::Deneb => "DENEB",
             ForkName::Electra => "ELECTRA",
             ForkName::Fulu => "FULU",
+            ForkName::Gloas => "GLOAS",
+            ForkName::Heze => "HEZE",
         }
     }
 
@@ -95,7 +103,7 @@ pub struct Network {
     name: String,
     preset: Preset,
     genesis_fork_version: Version,
-    /// Altair..Fulu; `None` when the config names no version for that fork.
+    /// Altair..Heze; `None` when the config names no version for that fork.
     forks: [Option<ScheduledFork>; POST_GENESIS],
     genesis_validators_root: Option<Root>,
 }
@@ -104,27 +112,39 @@ struct Known {
     name: &'static str,
     preset: Preset,
     genesis_fork_version: Version,
-    forks: [(Version, u64); POST_GENESIS],
+    forks: [Option<(Version, u64)>; POST_GENESIS],
     genesis_validators_root: Option<Root>,
 }
 
 const F: u64 = FAR_FUTURE_EPOCH;
 
+/// A fork with a version (and an epoch, [`F`] if unscheduled).
+const fn at(version: Version, epoch: u64) -> Option<(Version, u64)> {
+    Some((version, epoch))
+}
+
 /// Built-in networks. Sources: eth-clients/{mainnet,sepolia,holesky,hoodi} `metadata/config.yaml`
 /// and `genesis_validators_root`, gnosischain/configs `mainnet/config.yaml` and `genesis.ssz`,
-/// consensus-specs `configs/minimal.yaml`.
+/// consensus-specs `configs/minimal.yaml` and `configs/mainnet.yaml` (commit `a08d8a6e`: Gloas
+/// `0x07000000` and Heze `0x08000000`, unscheduled). Sepolia's Gloas fork (`0x90000076` at epoch
+/// 353024) is from ethereum/pm#2205 and the clients' sepolia releases; hoodi's Gloas version
+/// (`0x80000910`, unscheduled) from client configs. Holesky and gnosis publish no Gloas version
+/// yet (`None`); Heze has no version on sepolia and hoodi yet. See
+/// `testdata/consensus-configs/SOURCE.md`.
 const KNOWN: [Known; 6] = [
     Known {
         name: "mainnet",
         preset: Preset::Mainnet,
         genesis_fork_version: [0x00, 0x00, 0x00, 0x00],
         forks: [
-            ([0x01, 0x00, 0x00, 0x00], 74240),
-            ([0x02, 0x00, 0x00, 0x00], 144896),
-            ([0x03, 0x00, 0x00, 0x00], 194048),
-            ([0x04, 0x00, 0x00, 0x00], 269568),
-            ([0x05, 0x00, 0x00, 0x00], 364032),
-            ([0x06, 0x00, 0x00, 0x00], 411392),
+            at([0x01, 0x00, 0x00, 0x00], 74240),
+            at([0x02, 0x00, 0x00, 0x00], 144896),
+            at([0x03, 0x00, 0x00, 0x00], 194048),
+            at([0x04, 0x00, 0x00, 0x00], 269568),
+            at([0x05, 0x00, 0x00, 0x00], 364032),
+            at([0x06, 0x00, 0x00, 0x00], 411392),
+            at([0x07, 0x00, 0x00, 0x00], F),
+            at([0x08, 0x00, 0x00, 0x00], F),
         ],
         genesis_validators_root: Some(hex32(
             b"4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95",
@@ -135,12 +155,14 @@ const KNOWN: [Known; 6] = [
         preset: Preset::Mainnet,
         genesis_fork_version: [0x90, 0x00, 0x00, 0x69],
         forks: [
-            ([0x90, 0x00, 0x00, 0x70], 50),
-            ([0x90, 0x00, 0x00, 0x71], 100),
-            ([0x90, 0x00, 0x00, 0x72], 56832),
-            ([0x90, 0x00, 0x00, 0x73], 132608),
-            ([0x90, 0x00, 0x00, 0x74], 222464),
-            ([0x90, 0x00, 0x00, 0x75], 272640),
+            at([0x90, 0x00, 0x00, 0x70], 50),
+            at([0x90, 0x00, 0x00, 0x71], 100),
+            at([0x90, 0x00, 0x00, 0x72], 56832),
+            at([0x90, 0x00, 0x00, 0x73], 132608),
+            at([0x90, 0x00, 0x00, 0x74], 222464),
+            at([0x90, 0x00, 0x00, 0x75], 272640),
+            at([0x90, 0x00, 0x00, 0x76], 353024),
+            None,
         ],
         genesis_validators_root: Some(hex32(
             b"d8ea171f3c94aea21ebc42a1ed61052acf3f9209c00e4efbaaddac09ed9b8078",
@@ -151,12 +173,14 @@ const KNOWN: [Known; 6] = [
         preset: Preset::Mainnet,
         genesis_fork_version: [0x01, 0x01, 0x70, 0x00],
         forks: [
-            ([0x02, 0x01, 0x70, 0x00], 0),
-            ([0x03, 0x01, 0x70, 0x00], 0),
-            ([0x04, 0x01, 0x70, 0x00], 256),
-            ([0x05, 0x01, 0x70, 0x00], 29696),
-            ([0x06, 0x01, 0x70, 0x00], 115968),
-            ([0x07, 0x01, 0x70, 0x00], 165120),
+            at([0x02, 0x01, 0x70, 0x00], 0),
+            at([0x03, 0x01, 0x70, 0x00], 0),
+            at([0x04, 0x01, 0x70, 0x00], 256),
+            at([0x05, 0x01, 0x70, 0x00], 29696),
+            at([0x06, 0x01, 0x70, 0x00], 115968),
+            at([0x07, 0x01, 0x70, 0x00], 165120),
+            None,
+            None,
         ],
         genesis_validators_root: Some(hex32(
             b"9143aa7c615a7f7115e2b6aac319c03529df8242ae705fba9df39b79c59fa8b1",
@@ -167,12 +191,14 @@ const KNOWN: [Known; 6] = [
         preset: Preset::Mainnet,
         genesis_fork_version: [0x10, 0x00, 0x09, 0x10],
         forks: [
-            ([0x20, 0x00, 0x09, 0x10], 0),
-            ([0x30, 0x00, 0x09, 0x10], 0),
-            ([0x40, 0x00, 0x09, 0x10], 0),
-            ([0x50, 0x00, 0x09, 0x10], 0),
-            ([0x60, 0x00, 0x09, 0x10], 2048),
-            ([0x70, 0x00, 0x09, 0x10], 50688),
+            at([0x20, 0x00, 0x09, 0x10], 0),
+            at([0x30, 0x00, 0x09, 0x10], 0),
+            at([0x40, 0x00, 0x09, 0x10], 0),
+            at([0x50, 0x00, 0x09, 0x10], 0),
+            at([0x60, 0x00, 0x09, 0x10], 2048),
+            at([0x70, 0x00, 0x09, 0x10], 50688),
+            at([0x80, 0x00, 0x09, 0x10], F),
+            None,
         ],
         genesis_validators_root: Some(hex32(
             b"212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f",
@@ -183,12 +209,14 @@ const KNOWN: [Known; 6] = [
         preset: Preset::Gnosis,
         genesis_fork_version: [0x00, 0x00, 0x00, 0x64],
         forks: [
-            ([0x01, 0x00, 0x00, 0x64], 512),
-            ([0x02, 0x00, 0x00, 0x64], 385536),
-            ([0x03, 0x00, 0x00, 0x64], 648704),
-            ([0x04, 0x00, 0x00, 0x64], 889856),
-            ([0x05, 0x00, 0x00, 0x64], 1337856),
-            ([0x06, 0x00, 0x00, 0x64], 1714688),
+            at([0x01, 0x00, 0x00, 0x64], 512),
+            at([0x02, 0x00, 0x00, 0x64], 385536),
+            at([0x03, 0x00, 0x00, 0x64], 648704),
+            at([0x04, 0x00, 0x00, 0x64], 889856),
+            at([0x05, 0x00, 0x00, 0x64], 1337856),
+            at([0x06, 0x00, 0x00, 0x64], 1714688),
+            None,
+            None,
         ],
         genesis_validators_root: Some(hex32(
             b"f5dcb5564e829aab27264b9becd5dfaa017085611224cb3036f573368dbb9d47",
@@ -199,12 +227,14 @@ const KNOWN: [Known; 6] = [
         preset: Preset::Minimal,
         genesis_fork_version: [0x00, 0x00, 0x00, 0x01],
         forks: [
-            ([0x01, 0x00, 0x00, 0x01], F),
-            ([0x02, 0x00, 0x00, 0x01], F),
-            ([0x03, 0x00, 0x00, 0x01], F),
-            ([0x04, 0x00, 0x00, 0x01], F),
-            ([0x05, 0x00, 0x00, 0x01], F),
-            ([0x06, 0x00, 0x00, 0x01], F),
+            at([0x01, 0x00, 0x00, 0x01], F),
+            at([0x02, 0x00, 0x00, 0x01], F),
+            at([0x03, 0x00, 0x00, 0x01], F),
+            at([0x04, 0x00, 0x00, 0x01], F),
+            at([0x05, 0x00, 0x00, 0x01], F),
+            at([0x06, 0x00, 0x00, 0x01], F),
+            at([0x07, 0x00, 0x00, 0x01], F),
+            at([0x08, 0x00, 0x00, 0x01], F),
         ],
         genesis_validators_root: None,
     },
@@ -231,8 +261,8 @@ const fn hex32(s: &[u8; 64]) -> Root {
 impl Known {
     fn network(&self) -> Network {
         let mut forks = [None; POST_GENESIS];
-        for (slot, (version, epoch)) in forks.iter_mut().zip(self.forks) {
-            *slot = Some(ScheduledFork { version, epoch });
+        for (slot, fork) in forks.iter_mut().zip(self.forks) {
+            *slot = fork.map(|(version, epoch)| ScheduledFork { version, epoch });
         }
         Network {
             name: self.name.to_owned(),
@@ -265,7 +295,7 @@ impl Network {
     ///
     /// Required: `PRESET_BASE` and `GENESIS_FORK_VERSION`. `CONFIG_NAME` names the network
     /// (`custom` if absent). `<FORK>_FORK_VERSION`/`<FORK>_FORK_EPOCH` for ALTAIR, BELLATRIX,
-    /// CAPELLA, DENEB, ELECTRA and FULU: a fork without an epoch is unscheduled; a fork with an
+    /// CAPELLA, DENEB, ELECTRA, FULU, GLOAS and HEZE: a fork without an epoch is unscheduled; a fork with an
     /// epoch needs a version; scheduled forks must not activate before an earlier fork. Other keys
     /// (and nested YAML such as `BLOB_SCHEDULE`) are ignored. When `CONFIG_NAME` and the genesis
     /// fork version match a built-in network, its genesis validators root is known.
@@ -484,7 +514,13 @@ mod tests {
         assert_eq!(m.fork_at_epoch(74240), ForkName::Altair);
         assert_eq!(m.fork_at_epoch(411391), ForkName::Electra);
         assert_eq!(m.fork_at_epoch(411392), ForkName::Fulu);
-        assert_eq!(m.fork_at_epoch(u64::MAX), ForkName::Fulu);
+        assert_eq!(m.fork_at_epoch(u64::MAX - 1), ForkName::Fulu);
+        assert_eq!(m.fork(ForkName::Gloas).unwrap().version, [7, 0, 0, 0]);
+        assert_eq!(m.fork(ForkName::Heze).unwrap().version, [8, 0, 0, 0]);
+        let s = Network::by_name("sepolia").unwrap();
+        assert_eq!(s.fork_at_epoch(353023), ForkName::Fulu);
+        assert_eq!(s.fork_at_epoch(353024), ForkName::Gloas);
+        assert_eq!(s.fork(ForkName::Gloas).unwrap().version, [0x90, 0, 0, 0x76]);
         assert_eq!(Network::by_name("gnosis").unwrap().slots_per_epoch(), 16);
         let minimal = Network::by_name("minimal").unwrap();
         assert_eq!(minimal.fork_at_epoch(u64::MAX), ForkName::Phase0);
@@ -501,7 +537,8 @@ mod tests {
         assert!(m.is_version_at_or_after([4, 0, 0, 0], ForkName::Deneb));
         assert!(m.is_version_at_or_after([6, 0, 0, 0], ForkName::Deneb));
         assert!(!m.is_version_at_or_after([3, 0, 0, 0], ForkName::Deneb));
-        assert!(!m.is_version_at_or_after([7, 0, 0, 0], ForkName::Deneb));
+        assert!(m.is_version_at_or_after([7, 0, 0, 0], ForkName::Deneb));
+        assert!(!m.is_version_at_or_after([9, 0, 0, 0], ForkName::Deneb));
     }
 
     #[test]

@@ -16,14 +16,20 @@ use crate::containers::{
     PublicKeyBytes, SyncAggregatorSelectionData, ValidatorRegistrationV1, Version, VoluntaryExit,
 };
 use crate::error::Error;
+use crate::gloas::{
+    AttestationGloas, ExecutionPayloadBid, ExecutionPayloadEnvelope, PayloadAttestationData,
+    ProposerPreferences, RequestAuthV1,
+};
 use crate::network::{ForkName, Network};
 use crate::signing::{
     DOMAIN_AGGREGATE_AND_PROOF, DOMAIN_APPLICATION_BUILDER, DOMAIN_BEACON_ATTESTER,
-    DOMAIN_BEACON_PROPOSER, DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_DEPOSIT, DOMAIN_RANDAO,
+    DOMAIN_BEACON_BUILDER, DOMAIN_BEACON_PROPOSER, DOMAIN_CONTRIBUTION_AND_PROOF, DOMAIN_DEPOSIT,
+    DOMAIN_PROPOSER_PREFERENCES, DOMAIN_PTC_ATTESTER, DOMAIN_RANDAO, DOMAIN_REQUEST_AUTH,
     DOMAIN_SELECTION_PROOF, DOMAIN_SYNC_COMMITTEE, DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
     DOMAIN_VOLUNTARY_EXIT, ForkInfo, ZERO_ROOT, compute_domain, compute_signing_root,
 };
 use crate::spec::{EthSpec, MainnetSpec, MinimalSpec, Preset};
+use crate::wire::to_hex;
 use crate::wire::{HexBytes, hex_fixed, quoted_u64, snippet};
 
 /// The signing request types of the Web3Signer eth2 API.
@@ -55,11 +61,21 @@ pub enum RequestKind {
     SyncCommitteeContributionAndProof,
     /// `VALIDATOR_REGISTRATION`: a builder registration.
     ValidatorRegistration,
+    /// `EXECUTION_PAYLOAD_BID` (Gloas): a builder's bid.
+    ExecutionPayloadBid,
+    /// `EXECUTION_PAYLOAD_ENVELOPE` (Gloas): the envelope with the full execution payload.
+    ExecutionPayloadEnvelope,
+    /// `PAYLOAD_ATTESTATION_MESSAGE` (Gloas; alias `PAYLOAD_ATTESTATION`): PTC attestation data.
+    PayloadAttestationMessage,
+    /// `PROPOSER_PREFERENCES` (Gloas): fee recipient and gas limit for a proposal slot.
+    ProposerPreferences,
+    /// `BUILDER_REQUEST_AUTH` (Gloas): authenticates a request to a builder.
+    BuilderRequestAuth,
 }
 
 impl RequestKind {
     /// Every request type.
-    pub const ALL: [RequestKind; 13] = [
+    pub const ALL: [RequestKind; 18] = [
         RequestKind::Block,
         RequestKind::BlockV2,
         RequestKind::Attestation,
@@ -73,7 +89,18 @@ impl RequestKind {
         RequestKind::SyncCommitteeSelectionProof,
         RequestKind::SyncCommitteeContributionAndProof,
         RequestKind::ValidatorRegistration,
+        RequestKind::ExecutionPayloadBid,
+        RequestKind::ExecutionPayloadEnvelope,
+        RequestKind::PayloadAttestationMessage,
+        RequestKind::ProposerPreferences,
+        RequestKind::BuilderRequestAuth,
     ];
+
+    /// Other names clients send for a type: Grandine's `PAYLOAD_ATTESTATION`.
+    pub const ALIASES: [(&'static str, RequestKind); 1] = [(
+        "PAYLOAD_ATTESTATION",
+        RequestKind::PayloadAttestationMessage,
+    )];
 
     /// The wire name, e.g. `"ATTESTATION"` (also usable as a metric label).
     pub fn as_str(&self) -> &'static str {
@@ -93,14 +120,31 @@ impl RequestKind {
                 "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF"
             }
             RequestKind::ValidatorRegistration => "VALIDATOR_REGISTRATION",
+            RequestKind::ExecutionPayloadBid => "EXECUTION_PAYLOAD_BID",
+            RequestKind::ExecutionPayloadEnvelope => "EXECUTION_PAYLOAD_ENVELOPE",
+            RequestKind::PayloadAttestationMessage => "PAYLOAD_ATTESTATION_MESSAGE",
+            RequestKind::ProposerPreferences => "PROPOSER_PREFERENCES",
+            RequestKind::BuilderRequestAuth => "BUILDER_REQUEST_AUTH",
         }
     }
 
-    /// Parses a `type` value, case-insensitively.
+    /// Parses a `type` value (or an alias in [`RequestKind::ALIASES`]), case-insensitively.
     pub fn parse(s: &str) -> Option<RequestKind> {
         RequestKind::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .or_else(|| {
+                RequestKind::ALIASES
+                    .into_iter()
+                    .find(|(alias, _)| alias.eq_ignore_ascii_case(s))
+                    .map(|(_, k)| k)
+            })
+    }
+
+    /// Whether requests of this type may carry a multi-MiB body (a self-built
+    /// `EXECUTION_PAYLOAD_ENVELOPE` holds the whole execution payload).
+    pub fn allows_large_body(&self) -> bool {
+        matches!(self, RequestKind::ExecutionPayloadEnvelope)
     }
 
     /// Whether this type is subject to slashing protection (blocks and attestations).
@@ -182,6 +226,22 @@ struct Envelope<'a> {
     contribution_and_proof: Option<&'a RawValue>,
     #[serde(default, borrow)]
     validator_registration: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    execution_payload_bid: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    execution_payload_envelope: Option<&'a RawValue>,
+    /// Also read under Lighthouse's key `payload_attestation_data` and `payload_attestation`.
+    #[serde(
+        default,
+        borrow,
+        alias = "payload_attestation_data",
+        alias = "payload_attestation"
+    )]
+    payload_attestation_message: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    proposer_preferences: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    builder_request_auth: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +304,19 @@ struct DepositWire {
     amount: u64,
     #[serde(with = "hex_fixed")]
     genesis_fork_version: Version,
+}
+
+/// Reads only the `type` of a sign request body (the rest is skipped without being stored), e.g.
+/// to refuse a large body whose type cannot carry one before parsing it.
+pub fn request_kind(body: &[u8]) -> Result<RequestKind, Error> {
+    #[derive(Deserialize)]
+    struct TypeOnly {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let t: TypeOnly =
+        serde_json::from_slice(body).map_err(|e| Error::MalformedBody(e.to_string()))?;
+    RequestKind::parse(&t.kind).ok_or_else(|| Error::UnknownType(snippet(&t.kind)))
 }
 
 /// Parses a sign request body and computes its signing root for `network`.
@@ -348,6 +421,7 @@ fn compute<E: EthSpec>(
                         (b.slot, b.tree_hash_root().0)
                     }
                 }
+                ForkName::Heze => return Err(unsupported(version, "beacon_block")),
                 _ => {
                     let raw = wire.block_header.ok_or(Error::BlockShape {
                         version: version.as_str(),
@@ -357,11 +431,28 @@ fn compute<E: EthSpec>(
                     (h.slot, h.tree_hash_root().0)
                 }
             };
+            check_versioned_epoch(
+                env,
+                network,
+                version,
+                network.epoch_at_slot(slot),
+                "beacon_block",
+            )?;
             block_root(env, network, slot, root)
         }
         RequestKind::Attestation => {
             let data: AttestationData =
                 parse(require(env.attestation, "attestation")?, "attestation")?;
+            let epoch = network.epoch_at_slot(data.slot);
+            if network.fork_at_epoch(epoch) >= ForkName::Gloas && data.index > 1 {
+                return Err(Error::InvalidField {
+                    field: "attestation",
+                    reason: format!(
+                        "from Gloas on, index is the payload status (0 or 1), got {}",
+                        data.index
+                    ),
+                });
+            }
             let signing_root = with_fork_info(
                 env,
                 DOMAIN_BEACON_ATTESTER,
@@ -494,7 +585,227 @@ fn compute<E: EthSpec>(
             );
             Ok(plain(compute_signing_root(r.tree_hash_root().0, domain)))
         }
+        RequestKind::ExecutionPayloadBid => {
+            const FIELD: &str = "execution_payload_bid";
+            let (raw, field) = gloas_object(require(env.execution_payload_bid, FIELD)?, FIELD)?;
+            let bid: ExecutionPayloadBid = parse(raw, field)?;
+            gloas_signing_root(
+                env,
+                network,
+                DOMAIN_BEACON_BUILDER,
+                bid.slot,
+                FIELD,
+                bid.tree_hash_root().0,
+            )
+            .map(plain)
+        }
+        RequestKind::ExecutionPayloadEnvelope => {
+            const FIELD: &str = "execution_payload_envelope";
+            let (raw, field) =
+                gloas_object(require(env.execution_payload_envelope, FIELD)?, FIELD)?;
+            let envelope: ExecutionPayloadEnvelope = parse(raw, field)?;
+            envelope
+                .execution_requests
+                .check_limits()
+                .map_err(|reason| Error::InvalidField { field, reason })?;
+            gloas_signing_root(
+                env,
+                network,
+                DOMAIN_BEACON_BUILDER,
+                envelope.payload.slot_number,
+                FIELD,
+                envelope.tree_hash_root().0,
+            )
+            .map(plain)
+        }
+        RequestKind::PayloadAttestationMessage => {
+            const FIELD: &str = "payload_attestation_message";
+            let (raw, field) =
+                gloas_object(require(env.payload_attestation_message, FIELD)?, FIELD)?;
+            let raw = payload_attestation_data_of(raw, field)?;
+            let data: PayloadAttestationData = parse(raw, field)?;
+            gloas_signing_root(
+                env,
+                network,
+                DOMAIN_PTC_ATTESTER,
+                data.slot,
+                FIELD,
+                data.tree_hash_root().0,
+            )
+            .map(plain)
+        }
+        RequestKind::ProposerPreferences => {
+            const FIELD: &str = "proposer_preferences";
+            let (raw, field) = gloas_object(require(env.proposer_preferences, FIELD)?, FIELD)?;
+            let prefs: ProposerPreferences = parse(raw, field)?;
+            gloas_signing_root(
+                env,
+                network,
+                DOMAIN_PROPOSER_PREFERENCES,
+                prefs.proposal_slot,
+                FIELD,
+                prefs.tree_hash_root().0,
+            )
+            .map(plain)
+        }
+        RequestKind::BuilderRequestAuth => {
+            const FIELD: &str = "builder_request_auth";
+            let (raw, field) = gloas_object(require(env.builder_request_auth, FIELD)?, FIELD)?;
+            let auth: RequestAuthV1 = parse(raw, field)?;
+            require_gloas_epoch(network, network.epoch_at_slot(auth.slot), FIELD)?;
+            // compute_domain(DOMAIN_REQUEST_AUTH): genesis fork version, zero root; no fork_info.
+            let domain = compute_domain(
+                DOMAIN_REQUEST_AUTH,
+                network.genesis_fork_version(),
+                ZERO_ROOT,
+            );
+            Ok(plain(compute_signing_root(auth.tree_hash_root().0, domain)))
+        }
     }
+}
+
+/// The error for a fork that is recognised but that nothing signs with yet (Heze).
+fn unsupported(version: ForkName, field: &'static str) -> Error {
+    Error::ForkMismatch(format!(
+        "{field} version {version} is recognised but not supported for signing yet"
+    ))
+}
+
+/// A Gloas type's object: `{"version": "GLOAS", "data": {...}}` (remote-signing-api v1.4.0), or
+/// the bare object as some clients send it. Any other version is an error. Returns the object and
+/// its field name for error messages.
+fn gloas_object<'a>(
+    raw: &'a RawValue,
+    field: &'static str,
+) -> Result<(&'a RawValue, &'static str), Error> {
+    let probe: AggregateWrapperProbe<'a> = parse(raw, field)?;
+    match probe.version {
+        None => Ok((raw, field)),
+        Some(version) => {
+            let fork = parse_version(&version, field)?;
+            match fork {
+                ForkName::Gloas => {}
+                ForkName::Heze => return Err(unsupported(fork, field)),
+                _ => {
+                    return Err(Error::ForkMismatch(format!(
+                        "{field} exists from GLOAS on, not in {fork}"
+                    )));
+                }
+            }
+            let data = probe.data.ok_or(Error::MissingField(match field {
+                "execution_payload_bid" => "execution_payload_bid.data",
+                "execution_payload_envelope" => "execution_payload_envelope.data",
+                "payload_attestation_message" => "payload_attestation_message.data",
+                "proposer_preferences" => "proposer_preferences.data",
+                _ => "builder_request_auth.data",
+            }))?;
+            Ok((data, field))
+        }
+    }
+}
+
+/// A payload attestation object is `PayloadAttestationData`, or (as some clients send it) a whole
+/// `PayloadAttestationMessage` `{validator_index, data}`, of which only `data` is signed.
+fn payload_attestation_data_of<'a>(
+    raw: &'a RawValue,
+    field: &'static str,
+) -> Result<&'a RawValue, Error> {
+    #[derive(Deserialize)]
+    struct MessageProbe<'a> {
+        #[serde(default)]
+        beacon_block_root: Option<IgnoredAny>,
+        #[serde(default, borrow)]
+        data: Option<&'a RawValue>,
+    }
+    let probe: MessageProbe<'a> = parse(raw, field)?;
+    Ok(match (probe.beacon_block_root, probe.data) {
+        (None, Some(data)) => data,
+        _ => raw,
+    })
+}
+
+/// Refuses a Gloas object whose epoch the network does not schedule as Gloas.
+fn require_gloas_epoch(network: &Network, epoch: u64, field: &'static str) -> Result<(), Error> {
+    let scheduled = network.fork_at_epoch(epoch);
+    if scheduled != ForkName::Gloas {
+        return Err(Error::ForkMismatch(format!(
+            "{field} is a GLOAS object but network {} is at {scheduled} in epoch {epoch}",
+            network.name()
+        )));
+    }
+    Ok(())
+}
+
+/// The version `fork_info` gives at `epoch` must be `fork`'s version on this network.
+fn check_fork_info_version(
+    fork_info: &ForkInfo,
+    network: &Network,
+    fork: ForkName,
+    epoch: u64,
+) -> Result<(), Error> {
+    let expected = network
+        .fork(fork)
+        .ok_or_else(|| Error::MissingForkVersion {
+            network: network.name().to_owned(),
+            fork: fork.as_str(),
+            purpose: "checking fork_info",
+        })?
+        .version;
+    let given = fork_info.fork.version_at(epoch);
+    if given != expected {
+        return Err(Error::ForkMismatch(format!(
+            "fork_info gives version {} at epoch {epoch}, but {fork} on network {} is {}",
+            to_hex(&given),
+            network.name(),
+            to_hex(&expected)
+        )));
+    }
+    Ok(())
+}
+
+/// Signing root of a Gloas object at `slot` under `fork_info`, after checking that the network
+/// schedules Gloas at that epoch and that `fork_info` gives Gloas's version there.
+fn gloas_signing_root(
+    env: &Envelope<'_>,
+    network: &Network,
+    domain_type: DomainType,
+    slot: u64,
+    field: &'static str,
+    object_root: Root,
+) -> Result<Root, Error> {
+    let epoch = network.epoch_at_slot(slot);
+    require_gloas_epoch(network, epoch, field)?;
+    let fork_info = env.fork_info.ok_or(Error::MissingField("fork_info"))?;
+    check_fork_info_version(&fork_info, network, ForkName::Gloas, epoch)?;
+    Ok(compute_signing_root(
+        object_root,
+        fork_info.domain(domain_type, epoch),
+    ))
+}
+
+/// For a versioned block or aggregate: a GLOAS object must be at a Gloas epoch with a matching
+/// `fork_info`; an object of an earlier fork must not be at a Gloas (or later) epoch, where its
+/// root would be computed with the wrong containers.
+fn check_versioned_epoch(
+    env: &Envelope<'_>,
+    network: &Network,
+    version: ForkName,
+    epoch: u64,
+    field: &'static str,
+) -> Result<(), Error> {
+    let scheduled = network.fork_at_epoch(epoch);
+    if version == ForkName::Gloas {
+        require_gloas_epoch(network, epoch, field)?;
+        if let Some(fork_info) = &env.fork_info {
+            check_fork_info_version(fork_info, network, ForkName::Gloas, epoch)?;
+        }
+    } else if scheduled >= ForkName::Gloas {
+        return Err(Error::ForkMismatch(format!(
+            "{field} version {version} at epoch {epoch}, but network {} is at {scheduled} there",
+            network.name()
+        )));
+    }
+    Ok(())
 }
 
 fn block_root(
@@ -517,42 +828,66 @@ fn block_root(
 
 /// `AGGREGATE_AND_PROOF` and `AGGREGATE_AND_PROOF_V2` share one reader (as in Web3Signer): a
 /// `{version, data}` wrapper picks the attestation type by version; a bare object is an Electra
-/// aggregate iff it carries `committee_bits`, which must agree with the network's schedule.
+/// aggregate iff it carries `committee_bits`, which must agree with the network's schedule, and
+/// is hashed as a Gloas (progressive) one at Gloas epochs, where the JSON is the same.
 fn aggregate_and_proof<E: EthSpec>(env: &Envelope<'_>, network: &Network) -> Result<Root, Error> {
     const FIELD: &str = "aggregate_and_proof";
     let raw = require(env.aggregate_and_proof, FIELD)?;
     let probe: AggregateWrapperProbe<'_> = parse(raw, FIELD)?;
-    let bare = probe.version.is_none();
-    let (electra, raw, field) = match probe.version {
+    let (slot, object_root) = match probe.version {
         Some(version) => {
             let fork = parse_version(&version, FIELD)?;
             let data = probe
                 .data
                 .ok_or(Error::MissingField("aggregate_and_proof.data"))?;
-            (fork >= ForkName::Electra, data, "aggregate_and_proof.data")
+            let field = "aggregate_and_proof.data";
+            let (slot, root) = match fork {
+                ForkName::Heze => return Err(unsupported(fork, FIELD)),
+                ForkName::Gloas => {
+                    let a: AggregateAndProof<AttestationGloas<E>> = parse(data, field)?;
+                    (a.aggregate.data.slot, a.tree_hash_root().0)
+                }
+                f if f >= ForkName::Electra => {
+                    let a: AggregateAndProof<AttestationElectra<E>> = parse(data, field)?;
+                    (a.aggregate.data.slot, a.tree_hash_root().0)
+                }
+                _ => {
+                    let a: AggregateAndProof<Attestation<E>> = parse(data, field)?;
+                    (a.aggregate.data.slot, a.tree_hash_root().0)
+                }
+            };
+            check_versioned_epoch(env, network, fork, network.epoch_at_slot(slot), FIELD)?;
+            (slot, root)
         }
         None => {
             let shape: BareAggregateProbe = parse(raw, FIELD)?;
-            (shape.aggregate.committee_bits.is_some(), raw, FIELD)
+            let electra = shape.aggregate.committee_bits.is_some();
+            let (slot, root) = if electra {
+                let a: AggregateAndProof<AttestationElectra<E>> = parse(raw, FIELD)?;
+                (a.aggregate.data.slot, a.tree_hash_root().0)
+            } else {
+                let a: AggregateAndProof<Attestation<E>> = parse(raw, FIELD)?;
+                (a.aggregate.data.slot, a.tree_hash_root().0)
+            };
+            let epoch = network.epoch_at_slot(slot);
+            let scheduled = network.fork_at_epoch(epoch);
+            if (scheduled >= ForkName::Electra) != electra {
+                return Err(Error::ForkMismatch(format!(
+                    "aggregate for slot {slot} {} committee_bits but network {} is at {scheduled} in epoch {epoch}",
+                    if electra { "has" } else { "lacks" },
+                    network.name(),
+                )));
+            }
+            match scheduled {
+                ForkName::Gloas => {
+                    let a: AggregateAndProof<AttestationGloas<E>> = parse(raw, FIELD)?;
+                    (slot, a.tree_hash_root().0)
+                }
+                ForkName::Heze => return Err(unsupported(scheduled, FIELD)),
+                _ => (slot, root),
+            }
         }
-    };
-    let (slot, object_root) = if electra {
-        let a: AggregateAndProof<AttestationElectra<E>> = parse(raw, field)?;
-        (a.aggregate.data.slot, a.tree_hash_root().0)
-    } else {
-        let a: AggregateAndProof<Attestation<E>> = parse(raw, field)?;
-        (a.aggregate.data.slot, a.tree_hash_root().0)
     };
     let epoch = network.epoch_at_slot(slot);
-    if bare {
-        let scheduled = network.fork_at_epoch(epoch);
-        if (scheduled >= ForkName::Electra) != electra {
-            return Err(Error::ForkMismatch(format!(
-                "aggregate for slot {slot} {} committee_bits but network {} is at {scheduled} in epoch {epoch}",
-                if electra { "has" } else { "lacks" },
-                network.name(),
-            )));
-        }
-    }
     with_fork_info(env, DOMAIN_AGGREGATE_AND_PROOF, epoch, object_root)
 }

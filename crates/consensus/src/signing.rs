@@ -27,6 +27,15 @@ pub const DOMAIN_SYNC_COMMITTEE: DomainType = [0x07, 0x00, 0x00, 0x00];
 pub const DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF: DomainType = [0x08, 0x00, 0x00, 0x00];
 /// `DOMAIN_CONTRIBUTION_AND_PROOF` (Altair).
 pub const DOMAIN_CONTRIBUTION_AND_PROOF: DomainType = [0x09, 0x00, 0x00, 0x00];
+/// `DOMAIN_BEACON_BUILDER` (Gloas): execution payload bids and envelopes.
+pub const DOMAIN_BEACON_BUILDER: DomainType = [0x0B, 0x00, 0x00, 0x00];
+/// `DOMAIN_PTC_ATTESTER` (Gloas): payload attestation messages.
+pub const DOMAIN_PTC_ATTESTER: DomainType = [0x0C, 0x00, 0x00, 0x00];
+/// `DOMAIN_PROPOSER_PREFERENCES` (Gloas): proposer preferences.
+pub const DOMAIN_PROPOSER_PREFERENCES: DomainType = [0x0D, 0x00, 0x00, 0x00];
+/// `DOMAIN_REQUEST_AUTH` (builder-specs Gloas `builder.md`): `RequestAuthV1`, with
+/// `compute_domain(DOMAIN_REQUEST_AUTH)`, i.e. the genesis fork version and a zero root.
+pub const DOMAIN_REQUEST_AUTH: DomainType = [0x0B, 0x00, 0x00, 0x01];
 /// `DOMAIN_APPLICATION_BUILDER` (builder API validator registrations).
 pub const DOMAIN_APPLICATION_BUILDER: DomainType = [0x00, 0x00, 0x00, 0x01];
 

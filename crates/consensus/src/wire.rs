@@ -83,6 +83,11 @@ fn decode_var(s: &str, max_len: usize) -> Result<Vec<u8>, String> {
     hex::decode(digits).map_err(|e| format!("invalid hex: {e}"))
 }
 
+/// Decodes `0x` hex of any even length.
+pub(crate) fn decode_hex_any(s: &str) -> Result<Vec<u8>, String> {
+    decode_var(s, usize::MAX)
+}
+
 struct U64Visitor;
 
 impl Visitor<'_> for U64Visitor {
@@ -347,6 +352,66 @@ pub mod root_vector {
             seq.serialize_element(&HexBytes(*item))?;
         }
         seq.end()
+    }
+}
+
+/// `#[serde(with)]` module for an SSZ `ByteList` (`VariableList<u8, N>`) written as one `0x` hex
+/// string.
+pub mod hex_byte_list {
+    use super::*;
+
+    /// Reads `0x` hex of at most `N` bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>, N: Unsigned>(
+        d: D,
+    ) -> Result<VariableList<u8, N>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let bytes = decode_var(&s, N::to_usize()).map_err(de::Error::custom)?;
+        VariableList::new(bytes).map_err(|e| de::Error::custom(format!("{e:?}")))
+    }
+
+    /// Writes `0x` hex.
+    pub fn serialize<S: Serializer, N: Unsigned>(
+        v: &VariableList<u8, N>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&to_hex(v))
+    }
+}
+
+/// `#[serde(with)]` module for a `uint256` written as a decimal string (JSON numbers accepted
+/// when they are unsigned integers).
+pub mod quoted_u256 {
+    use super::*;
+    use alloy_primitives::U256;
+
+    /// Reads decimal digits (at most `2**256 - 1`).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<U256, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = U256;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a uint256 as a decimal string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<U256, E> {
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(E::custom(format!(
+                        "invalid uint256 {:?}: expected decimal digits",
+                        snippet(v)
+                    )));
+                }
+                U256::from_str_radix(v, 10)
+                    .map_err(|_| E::custom(format!("uint256 {:?} is out of range", snippet(v))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<U256, E> {
+                Ok(U256::from(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+
+    /// Writes decimal digits.
+    pub fn serialize<S: Serializer>(v: &U256, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
     }
 }
 

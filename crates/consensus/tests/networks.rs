@@ -38,7 +38,10 @@ fn web3signer_acceptance_config() {
     assert_eq!(n.fork_at_epoch(2047), ForkName::Deneb);
     assert_eq!(n.fork_at_epoch(2048), ForkName::Electra);
     assert_eq!(n.fork_at_epoch(u64::MAX), ForkName::Electra);
-    for fork in ForkName::ALL {
+    // This file predates Gloas: it names no Gloas or Heze version.
+    assert_eq!(n.fork(ForkName::Gloas), None);
+    assert_eq!(n.fork(ForkName::Heze), None);
+    for fork in ForkName::ALL.into_iter().filter(|f| *f <= ForkName::Fulu) {
         assert_eq!(
             n.fork(fork).unwrap().version,
             hoodi.fork(fork).unwrap().version,
@@ -64,4 +67,63 @@ fn truncated_configs_never_panic() {
     for cut in (0..text.len()).filter(|c| text.is_char_boundary(*c)) {
         let _ = Network::from_config_yaml(&text[..cut]);
     }
+}
+
+fn published(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../../testdata/consensus-configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The built-in mainnet and minimal schedules equal consensus-specs' published configs
+/// (`testdata/consensus-configs`, which carry the Gloas and Heze versions).
+#[test]
+fn built_in_mainnet_and_minimal_equal_consensus_specs_configs() {
+    for name in ["mainnet", "minimal"] {
+        let parsed = Network::from_config_yaml(&published(&format!("{name}.yaml"))).unwrap();
+        let built_in = Network::by_name(name).unwrap();
+        assert_eq!(parsed, built_in, "{name}");
+        for fork in ForkName::ALL {
+            assert_eq!(parsed.fork(fork), built_in.fork(fork), "{name} {fork}");
+        }
+    }
+    let mainnet = Network::by_name("mainnet").unwrap();
+    assert_eq!(mainnet.fork(ForkName::Gloas).unwrap().version, [7, 0, 0, 0]);
+    assert_eq!(
+        mainnet.fork(ForkName::Gloas).unwrap().epoch,
+        FAR_FUTURE_EPOCH
+    );
+    assert_eq!(mainnet.fork(ForkName::Heze).unwrap().version, [8, 0, 0, 0]);
+}
+
+/// Sepolia's Gloas fork as given in `testdata/consensus-configs/SOURCE.md`, and a config that
+/// schedules Gloas (and carries Heze) read from YAML.
+#[test]
+fn sepolia_gloas_schedule_and_gloas_heze_from_yaml() {
+    let sepolia = Network::by_name("sepolia").unwrap();
+    let gloas = sepolia.fork(ForkName::Gloas).unwrap();
+    assert_eq!(gloas.version, [0x90, 0x00, 0x00, 0x76]);
+    assert_eq!(gloas.epoch, 353024);
+    assert_eq!(sepolia.fork_at_epoch(353023), ForkName::Fulu);
+    assert_eq!(sepolia.fork_at_epoch(353024), ForkName::Gloas);
+    assert_eq!(sepolia.epoch_at_slot(11296768), 353024);
+
+    let yaml = published("mainnet.yaml")
+        .replace(
+            "GLOAS_FORK_EPOCH: 18446744073709551615",
+            "GLOAS_FORK_EPOCH: 500000",
+        )
+        .replace(
+            "HEZE_FORK_EPOCH: 18446744073709551615",
+            "HEZE_FORK_EPOCH: 600000",
+        );
+    let n = Network::from_config_yaml(&yaml).unwrap();
+    assert_eq!(n.fork_at_epoch(499999), ForkName::Fulu);
+    assert_eq!(n.fork_at_epoch(500000), ForkName::Gloas);
+    assert_eq!(n.fork_at_epoch(600000), ForkName::Heze);
+    // Heze scheduled before Gloas is inconsistent.
+    let bad = yaml.replace("HEZE_FORK_EPOCH: 600000", "HEZE_FORK_EPOCH: 400000");
+    assert!(Network::from_config_yaml(&bad).is_err());
 }

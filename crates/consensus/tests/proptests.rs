@@ -157,3 +157,108 @@ proptest! {
         prop_assert_eq!(p.slashing, None);
     }
 }
+
+mod progressive_invariants {
+    use ferrosigner_consensus::progressive::{
+        ProgressiveBitList, merkleize_progressive, merkleize_progressive_bytes,
+        progressive_container_root, progressive_container_root_all_active,
+    };
+    use proptest::prelude::*;
+
+    fn hash(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+        ethereum_hashing::hash32_concat(a, b)
+    }
+
+    /// `merkleize(chunks, width)` by the textbook definition.
+    fn merkleize(chunks: &[[u8; 32]], width: usize) -> [u8; 32] {
+        let mut layer: Vec<[u8; 32]> = chunks.to_vec();
+        layer.resize(width, [0; 32]);
+        while layer.len() > 1 {
+            layer = layer.chunks(2).map(|p| hash(&p[0], &p[1])).collect();
+        }
+        layer[0]
+    }
+
+    /// The spec's recursive `merkleize_progressive(chunks, num_leaves)`.
+    fn naive(chunks: &[[u8; 32]], num_leaves: usize) -> [u8; 32] {
+        if chunks.is_empty() {
+            return [0; 32];
+        }
+        let k = chunks.len().min(num_leaves);
+        hash(
+            &merkleize(&chunks[..k], num_leaves),
+            &naive(&chunks[k..], num_leaves * 4),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn equals_the_recursive_definition(n in 0usize..400, seed in any::<u8>()) {
+            let chunks: Vec<[u8; 32]> =
+                (0..n).map(|i| [seed.wrapping_add(i as u8) | 1; 32]).collect();
+            prop_assert_eq!(merkleize_progressive(&chunks), naive(&chunks, 1));
+        }
+
+        #[test]
+        fn zero_padding_of_the_last_chunk_does_not_change_the_bytes_root(
+            bytes in proptest::collection::vec(any::<u8>(), 0..3000)
+        ) {
+            let mut padded = bytes.clone();
+            padded.resize(bytes.len().div_ceil(32) * 32, 0);
+            prop_assert_eq!(
+                merkleize_progressive_bytes(&bytes),
+                merkleize_progressive_bytes(&padded)
+            );
+        }
+
+        #[test]
+        fn appending_a_zero_chunk_changes_the_root_when_it_opens_a_subtree(
+            n in 1usize..100
+        ) {
+            // Progressive trees have no fixed width: trailing zero chunks are not absorbed when
+            // they start a new subtree (1, 5, 21, 85 chunks).
+            let chunks: Vec<[u8; 32]> = (0..n).map(|i| [i as u8 + 1; 32]).collect();
+            let mut longer = chunks.clone();
+            longer.push([0; 32]);
+            if [1, 5, 21, 85].contains(&n) {
+                prop_assert_ne!(merkleize_progressive(&chunks), merkleize_progressive(&longer));
+            } else {
+                prop_assert_eq!(merkleize_progressive(&chunks), merkleize_progressive(&longer));
+            }
+        }
+
+        #[test]
+        fn inactive_fields_are_zero_chunks(
+            roots in proptest::collection::vec(any::<[u8; 32]>(), 1..20),
+            gaps in proptest::collection::vec(0usize..3, 1..20)
+        ) {
+            let mut active = Vec::new();
+            let mut chunks = Vec::new();
+            for (i, r) in roots.iter().enumerate() {
+                for _ in 0..gaps[i % gaps.len()] {
+                    active.push(false);
+                    chunks.push([0u8; 32]);
+                }
+                active.push(true);
+                chunks.push(*r);
+            }
+            let mut packed = [0u8; 32];
+            for (i, a) in active.iter().enumerate() {
+                if *a { packed[i / 8] |= 1 << (i % 8); }
+            }
+            let expected = hash(&naive(&chunks, 1), &packed);
+            prop_assert_eq!(progressive_container_root(&active, &roots), Some(expected));
+            if active.iter().all(|a| *a) {
+                prop_assert_eq!(progressive_container_root_all_active(&roots), expected);
+            }
+        }
+
+        #[test]
+        fn bitlist_ssz_round_trips(bits in proptest::collection::vec(any::<bool>(), 0..600)) {
+            let b = ProgressiveBitList::from_bools(&bits);
+            let again = ProgressiveBitList::from_ssz(&b.to_ssz()).unwrap();
+            prop_assert_eq!(&again, &b);
+            prop_assert_eq!(again.len(), bits.len());
+        }
+    }
+}

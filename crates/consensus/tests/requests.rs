@@ -131,8 +131,11 @@ fn voluntary_exits_follow_eip_7044() {
     assert_eq!(p.signing_root, exit_root("0x02000000", 194047));
     assert_ne!(p.signing_root, exit_root("0x03000000", 194047));
     // A version unknown to the network is not treated as Deneb-or-later.
+    let p = run(&exit_body("0x06000000", "0x09000000", 500_000, 500_001)).unwrap();
+    assert_eq!(p.signing_root, exit_root("0x09000000", 500_001));
+    // Mainnet's (unscheduled) Gloas version is after Deneb: Capella's version.
     let p = run(&exit_body("0x06000000", "0x07000000", 500_000, 500_001)).unwrap();
-    assert_eq!(p.signing_root, exit_root("0x07000000", 500_001));
+    assert_eq!(p.signing_root, exit_root("0x03000000", 500_001));
 
     // A network whose Deneb version is known but Capella's is not cannot apply EIP-7044.
     let yaml =
@@ -373,8 +376,16 @@ fn block_v2_shapes() {
         );
     }
     let mut body = header_fixture["request"].clone();
-    body["beacon_block"]["version"] = json!("GLOAS");
+    body["beacon_block"]["version"] = json!("GLOAZ");
     assert!(matches!(run(&body), Err(Error::UnknownVersion { .. })));
+    // GLOAS is known, but mainnet schedules no Gloas epoch; HEZE signs nothing yet.
+    for version in ["GLOAS", "HEZE"] {
+        body["beacon_block"]["version"] = json!(version);
+        assert!(
+            matches!(run(&body), Err(Error::ForkMismatch(_))),
+            "{version}"
+        );
+    }
 
     // The deprecated BLOCK type carries the same phase0 block and signs the same root.
     let mut legacy = block_fixture["request"].clone();

@@ -1,4 +1,5 @@
-//! Conformance: the generated signing fixtures (`testdata/signing/*.json`), read as data.
+//! Conformance: the generated signing fixtures (`testdata/signing/*.json`, mainnet, and
+//! `testdata/signing-gloas/*.json`, sepolia with Gloas), read as data.
 //!
 //! Each 200 case must yield `expected_signing_root` (with `signingRoot`, with `signing_root`,
 //! and with neither) and, signed with the fixture's key, `expected_signature`. Each 400 case
@@ -10,11 +11,8 @@ use ferrosigner_bls::SecretKey;
 use ferrosigner_consensus::{Network, RequestKind, SlashingSubject, prepare};
 use serde_json::Value;
 
-fn dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/signing"
-    ))
+fn dir(folder: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata")).join(folder)
 }
 
 fn root_from_hex(s: &str) -> [u8; 32] {
@@ -22,9 +20,9 @@ fn root_from_hex(s: &str) -> [u8; 32] {
     bytes.try_into().expect("32-byte root")
 }
 
-fn fixtures() -> Vec<(String, Value)> {
+fn fixtures(folder: &str) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir()).expect("testdata/signing exists") {
+    for entry in std::fs::read_dir(dir(folder)).expect("fixture folder exists") {
         let path = entry.expect("dir entry").path();
         if path.extension().is_some_and(|e| e == "json") {
             let text = std::fs::read_to_string(&path).expect("readable fixture");
@@ -57,10 +55,37 @@ fn network_of(fixture: &Value) -> Network {
 
 #[test]
 fn accepted_fixtures_give_expected_root_and_signature() {
-    let all = fixtures();
+    let kinds = check_accepted("signing", 62, 57);
+    // Every request type but BLOCK and the Gloas ones is covered by these fixtures.
+    assert!(kinds.len() >= 12, "{kinds:?}");
+}
+
+#[test]
+fn accepted_gloas_fixtures_give_expected_root_and_signature() {
+    let kinds = check_accepted("signing-gloas", 41, 32);
+    for kind in [
+        RequestKind::ExecutionPayloadBid,
+        RequestKind::ExecutionPayloadEnvelope,
+        RequestKind::PayloadAttestationMessage,
+        RequestKind::ProposerPreferences,
+        RequestKind::BuilderRequestAuth,
+        RequestKind::BlockV2,
+        RequestKind::AggregateAndProofV2,
+        RequestKind::Attestation,
+    ] {
+        assert!(kinds.contains(&kind), "{kind} not covered");
+    }
+}
+
+fn check_accepted(
+    folder: &str,
+    min_files: usize,
+    min_accepted: usize,
+) -> std::collections::HashSet<RequestKind> {
+    let all = fixtures(folder);
     assert!(
-        all.len() >= 62,
-        "expected the 62 fixtures, found {}",
+        all.len() >= min_files,
+        "expected {min_files} fixtures in {folder}, found {}",
         all.len()
     );
     let mut seen_kinds = std::collections::HashSet::new();
@@ -141,15 +166,22 @@ fn accepted_fixtures_give_expected_root_and_signature() {
             "{name}"
         );
     }
-    assert!(accepted >= 57, "only {accepted} accepted fixtures");
-    // Every request type but BLOCK is covered by these fixtures.
-    assert!(seen_kinds.len() >= 12, "{seen_kinds:?}");
+    assert!(
+        accepted >= min_accepted,
+        "only {accepted} accepted fixtures in {folder}"
+    );
+    seen_kinds
 }
 
 #[test]
 fn rejected_fixtures_are_errors() {
+    assert!(check_rejected("signing") >= 5);
+    assert!(check_rejected("signing-gloas") >= 9);
+}
+
+fn check_rejected(folder: &str) -> usize {
     let mut rejected = 0;
-    for (name, f) in fixtures() {
+    for (name, f) in fixtures(folder) {
         if f["expected_status"] == 200 {
             continue;
         }
@@ -160,5 +192,5 @@ fn rejected_fixtures_are_errors() {
         let err = prepare(&body, &network).expect_err(&name);
         assert!(!err.to_string().is_empty());
     }
-    assert!(rejected >= 5, "only {rejected} reject fixtures");
+    rejected
 }

@@ -155,9 +155,21 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub slashing_protection_pruning_interval_seconds: u64,
 
-    /// Largest accepted request body in bytes; larger bodies get 413.
+    /// Largest accepted request body in bytes; larger bodies get 413 (except the large bodies
+    /// below).
     #[arg(long, env = "FERROSIGNER_MAX_REQUEST_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_request_body_bytes: usize,
+
+    /// Largest sign-request body in bytes for the types that carry a whole execution payload
+    /// (`EXECUTION_PAYLOAD_ENVELOPE`); larger bodies get 413.
+    #[arg(long, env = "FERROSIGNER_MAX_LARGE_REQUEST_BODY_BYTES", default_value_t = 32 << 20)]
+    pub max_large_request_body_bytes: usize,
+
+    /// Memory budget in bytes for the large sign-request bodies (over --max-request-body-bytes) in
+    /// flight at once, each counted twice its size (the body and its parsed copy); a large body
+    /// that does not fit gets 503.
+    #[arg(long, env = "FERROSIGNER_LARGE_REQUEST_BODY_BUDGET_BYTES", default_value_t = 256 << 20)]
+    pub large_request_body_budget_bytes: usize,
 
     /// Threads that compute BLS signatures (default: one per core).
     #[arg(long, env = "FERROSIGNER_SIGNING_THREADS")]

@@ -248,7 +248,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         },
         keys.clone(),
         keymanager,
-        args.max_request_body_bytes,
+        http::BodyLimits::from_args(&args),
     );
     let mut tasks = vec![match &tls {
         Some(acceptor) => tokio::spawn(http::tls::serve(

@@ -14,9 +14,11 @@ use prometheus_client::registry::Registry;
 /// Labels of a signing request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// The request `type` (e.g. `ATTESTATION`), or `unknown` when it could not be parsed.
+    /// The request `type` (e.g. `ATTESTATION`, `EXECUTION_PAYLOAD_ENVELOPE`; aliases are counted under the
+    /// canonical name), or `unknown` when it could not be parsed.
     pub r#type: &'static str,
-    /// `signed`, `bad_request`, `unknown_key`, `slashing_refused`, `unavailable`, `not_ready`, `internal`.
+    /// `signed`, `bad_request`, `too_large`, `unknown_key`, `slashing_refused`, `unavailable`, `not_ready`,
+    /// `internal`.
     pub outcome: &'static str,
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferrosigner_bls::{PUBLIC_KEY_LEN, Signature, decode_hex_array};
-use ferrosigner_consensus::{Network, SlashingSubject};
+use ferrosigner_consensus::{Network, Prepared, SlashingSubject};
 use ferrosigner_slashing::SlashingDb;
 
 use crate::keys::KeyView;
@@ -20,6 +20,9 @@ pub enum SignError {
     /// The request is malformed or inconsistent (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The body is larger than its request type allows (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// No such key is loaded (404).
     #[error("no key {0} is loaded")]
     UnknownKey(String),
@@ -42,6 +45,7 @@ impl SignError {
     pub fn outcome(&self) -> &'static str {
         match self {
             SignError::BadRequest(_) => "bad_request",
+            SignError::TooLarge(_) => "too_large",
             SignError::UnknownKey(_) => "unknown_key",
             SignError::NotReady => "not_ready",
             SignError::Refused(_) => "slashing_refused",
@@ -99,7 +103,25 @@ impl Signer {
     }
 
     /// Signs the request `body` with the key `pubkey` (`0x` hex), counting the outcome in metrics.
+    ///
+    /// The body is parsed and hashed on the calling task: use it for bodies within the ordinary
+    /// limit, and [`Signer::sign_large`] for larger ones.
     pub async fn sign(&self, pubkey: &str, body: &[u8]) -> Result<Signature, SignError> {
+        self.sign_counted(pubkey, Body::Inline(body)).await
+    }
+
+    /// Signs a large request body (beyond the ordinary body limit): only request types that may
+    /// carry one ([`ferrosigner_consensus::RequestKind::allows_large_body`], i.e. execution
+    /// payload envelopes) are accepted, others get [`SignError::TooLarge`]. Parsing and hashing run
+    /// on a blocking thread, never on the async workers.
+    pub async fn sign_large<B>(&self, pubkey: &str, body: B) -> Result<Signature, SignError>
+    where
+        B: AsRef<[u8]> + Send + 'static,
+    {
+        self.sign_counted(pubkey, Body::Large(Box::new(body))).await
+    }
+
+    async fn sign_counted(&self, pubkey: &str, body: Body<'_>) -> Result<Signature, SignError> {
         let start = Instant::now();
         let mut kind = "unknown";
         let result = self.sign_inner(pubkey, body, &mut kind).await;
@@ -117,10 +139,36 @@ impl Signer {
         result
     }
 
+    /// Parses and hashes `body` (large bodies on a blocking thread).
+    async fn prepare(&self, body: Body<'_>) -> Result<Prepared, SignError> {
+        let bad = |e: ferrosigner_consensus::Error| SignError::BadRequest(e.to_string());
+        match body {
+            Body::Inline(body) => ferrosigner_consensus::prepare(body, &self.network).map_err(bad),
+            Body::Large(body) => {
+                let network = self.network.clone();
+                tokio::task::spawn_blocking(move || {
+                    let bytes = (*body).as_ref();
+                    // Only the types that carry a whole payload may be large: look at the type
+                    // before parsing the rest.
+                    let kind = ferrosigner_consensus::request_kind(bytes).map_err(bad)?;
+                    if !kind.allows_large_body() {
+                        return Err(SignError::TooLarge(format!(
+                            "a {kind} request body of {} bytes exceeds the ordinary body limit",
+                            bytes.len()
+                        )));
+                    }
+                    ferrosigner_consensus::prepare(bytes, &network).map_err(bad)
+                })
+                .await
+                .map_err(|e| SignError::Internal(format!("parsing task failed: {e}")))?
+            }
+        }
+    }
+
     async fn sign_inner(
         &self,
         pubkey: &str,
-        body: &[u8],
+        body: Body<'_>,
         kind: &mut &'static str,
     ) -> Result<Signature, SignError> {
         let pubkey_bytes: [u8; PUBLIC_KEY_LEN] = decode_hex_array(pubkey).map_err(|_| {
@@ -129,8 +177,7 @@ impl Signer {
                 truncate(pubkey)
             ))
         })?;
-        let prepared = ferrosigner_consensus::prepare(body, &self.network)
-            .map_err(|e| SignError::BadRequest(e.to_string()))?;
+        let prepared = self.prepare(body).await?;
         *kind = prepared.kind.as_str();
         if let (Some(requested), Some(expected)) = (
             prepared.genesis_validators_root,
@@ -210,6 +257,12 @@ impl Signer {
             Err(other) => Err(SignError::Internal(other.to_string())),
         }
     }
+}
+
+/// A request body: borrowed (ordinary size) or owned (large, moved to a blocking thread).
+enum Body<'a> {
+    Inline(&'a [u8]),
+    Large(Box<dyn AsRef<[u8]> + Send>),
 }
 
 fn truncate(s: &str) -> String {

@@ -1,19 +1,25 @@
 //! `/api/v1/eth2/…`: signing, public keys, high watermark.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::body::{BodyLimits, LargeBodies};
 use super::{AppState, TEXT_PLAIN, accepts_json, error, while_loading};
 use crate::signing::SignError;
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes(limits: BodyLimits) -> Router<AppState> {
+    let large = LargeBodies::new(limits);
     Router::new()
-        .route("/api/v1/eth2/sign/{pubkey}", post(sign))
+        .route(
+            "/api/v1/eth2/sign/{pubkey}",
+            // The sign route reads its body itself, within `limits` and the large-body budget.
+            post(move |state, path, headers, body| sign(state, path, headers, body, large.clone()))
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route("/api/v1/eth2/publicKeys", get(public_keys))
         .route("/api/v1/eth2/highWatermark", get(high_watermark))
 }
@@ -22,13 +28,22 @@ async fn sign(
     State(state): State<AppState>,
     Path(pubkey): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
+    large: LargeBodies,
 ) -> Response {
-    let body = match body {
+    let body = match large.read(&headers, body).await {
         Ok(body) => body,
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+        Err(response) => return response,
     };
-    match state.signer.sign(&pubkey, &body).await {
+    let result = if body.large {
+        // The budget reservation lives as long as `body`, i.e. until the response is built.
+        let bytes = body.bytes.clone();
+        state.signer.sign_large(&pubkey, bytes).await
+    } else {
+        state.signer.sign(&pubkey, &body.bytes).await
+    };
+    drop(body);
+    match result {
         Ok(signature) => {
             if accepts_json(&headers) {
                 axum::Json(serde_json::json!({ "signature": signature.to_hex() })).into_response()
@@ -39,6 +54,7 @@ async fn sign(
         Err(e) => {
             let status = match &e {
                 SignError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                SignError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 SignError::UnknownKey(_) => StatusCode::NOT_FOUND,
                 SignError::Refused(_) => StatusCode::PRECONDITION_FAILED,
                 SignError::NotReady | SignError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -2,6 +2,7 @@
 //!
 //! Every error is a JSON body `{"error": "..."}` with the right status; nothing a client sends yields a 500.
 
+mod body;
 mod eth2;
 mod health;
 pub mod keymanager;
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub use self::body::BodyLimits;
 use crate::keys::{KeyError, KeyView, Keyring};
 use crate::signing::Signer;
 
@@ -28,17 +30,19 @@ pub struct AppState {
 }
 
 /// The signing API (eth2 signing, public keys, health, reload) plus the Keymanager API when `keymanager`
-/// is given.
+/// is given. Bodies are limited to `limits.max_body_bytes`, except on the sign route, which reads
+/// execution payload envelopes up to `limits.max_large_body_bytes` within a memory budget
+/// ([`BodyLimits`]).
 pub fn router(
     state: AppState,
     keys: Arc<Keyring>,
     keymanager: Option<keymanager::KeymanagerState>,
-    max_body_bytes: usize,
+    limits: BodyLimits,
 ) -> Router {
     let mut router = Router::new()
-        .merge(eth2::routes())
+        .merge(eth2::routes(limits))
         .merge(health::routes())
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(state)
         .merge(keymanager::reload_routes(keys));
     if let Some(km) = keymanager {
