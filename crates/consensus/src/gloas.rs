@@ -451,7 +451,8 @@ pub struct ProposerPreferences {
 }
 
 /// Builder-specs `RequestAuthV1` (`BUILDER_REQUEST_AUTH`): `data` is `ByteList[MAX_DATA_SIZE =
-/// 4096]`.
+/// 4096]`, and since ethereum/builder-specs#165 a zero-length `data` is invalid (checked when a
+/// request is prepared).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TreeHash)]
 pub struct RequestAuthV1 {
     /// Opaque authentication data, typically the builder's URL.

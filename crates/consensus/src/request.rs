@@ -652,6 +652,13 @@ fn compute<E: EthSpec>(
             const FIELD: &str = "builder_request_auth";
             let (raw, field) = gloas_object(require(env.builder_request_auth, FIELD)?, FIELD)?;
             let auth: RequestAuthV1 = parse(raw, field)?;
+            // builder-specs (ethereum/builder-specs#165): a zero-length `data` is invalid.
+            if auth.data.is_empty() {
+                return Err(Error::InvalidField {
+                    field,
+                    reason: "data must hold 1 to 4096 bytes, not none".into(),
+                });
+            }
             require_gloas_epoch(network, network.epoch_at_slot(auth.slot), FIELD)?;
             // compute_domain(DOMAIN_REQUEST_AUTH): genesis fork version, zero root; no fork_info.
             let domain = compute_domain(

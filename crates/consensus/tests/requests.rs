@@ -598,3 +598,30 @@ fn electra_and_minimal_networks_pick_their_types() {
         Err(Error::InvalidField { .. })
     ));
 }
+
+#[test]
+fn builder_request_auth_data_holds_one_to_4096_bytes() {
+    let path = format!(
+        "{}/../../testdata/signing-gloas/027-builder_request_auth.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let sepolia = Network::by_name("sepolia").unwrap();
+    let with_data = |hex_data: &str| {
+        let mut body = fixture["request"].clone();
+        body.as_object_mut().unwrap().remove("signingRoot");
+        body["builder_request_auth"]["data"]["data"] = json!(hex_data);
+        prepare(&serde_json::to_vec(&body).unwrap(), &sepolia)
+    };
+    // builder-specs (ethereum/builder-specs#165): a zero-length `data` is invalid.
+    assert!(matches!(
+        with_data("0x"),
+        Err(Error::InvalidField {
+            field: "builder_request_auth",
+            ..
+        })
+    ));
+    assert!(with_data("0x01").is_ok());
+    assert!(with_data(&format!("0x{}", "ab".repeat(4096))).is_ok());
+    assert!(with_data(&format!("0x{}", "ab".repeat(4097))).is_err());
+}

@@ -53,13 +53,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting connections, finishes in-flight requests and returns.
+    /// Stops accepting connections, finishes in-flight requests and the key cache write still requested,
+    /// and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.loading.abort();
         for task in self.tasks {
             let _ = task.await;
         }
+        self.keys.finish().await;
     }
 
     /// Waits until start-up key loading has finished.

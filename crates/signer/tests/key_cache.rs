@@ -199,3 +199,15 @@ async fn restart_uses_the_cache_and_detects_changes() {
     );
     sixth.shutdown().await;
 }
+
+/// A shutdown right after loading still writes the cache the loading asked for (the next start needs it).
+#[tokio::test]
+async fn a_shutdown_right_after_loading_still_writes_the_cache() {
+    let setup = Setup::new();
+    let first = setup.start(&[]).await;
+    first.shutdown().await;
+    assert!(setup.cache().exists());
+    let second = setup.start(&[]).await;
+    assert_eq!(second.signer.keys().load_state().from_cache, keys().len());
+    second.shutdown().await;
+}

@@ -127,7 +127,8 @@ pub fn write(path: &Path, keys: &[Arc<KeyEntry>]) -> Result<(), String> {
         .filter_map(|k| k.cache.as_ref().map(|m| (k.as_ref(), m)))
         .collect();
     if cached.len() < 2 {
-        return remove(path);
+        return crate::files::remove_if_present(path)
+            .map_err(|e| format!("cannot remove {}: {e}", path.display()));
     }
     cached.sort_by_key(|(_, m)| m.fingerprint);
     cached.dedup_by_key(|(_, m)| m.fingerprint);
@@ -157,15 +158,6 @@ pub fn write(path: &Path, keys: &[Arc<KeyEntry>]) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Removes the cache file if it exists.
-pub fn remove(path: &Path) -> Result<(), String> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
-    }
-}
-
 /// How long the writer waits after a request before sealing, so that a burst of changes (many quick
 /// deletions) costs one KDF run instead of one each.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -177,9 +169,11 @@ struct WriterState {
 }
 
 /// The key cache's one writer: a thread of its own, at lowered priority, that re-seals the cache from the
-/// registry whenever asked, coalescing requests that arrive while it waits or works.
+/// registry whenever asked, coalescing requests that arrive while it waits or works. [`CacheWriter::finish`]
+/// makes the last requested write before the process exits.
 pub(crate) struct CacheWriter {
     state: Arc<(Mutex<WriterState>, Condvar)>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl CacheWriter {
@@ -192,7 +186,7 @@ impl CacheWriter {
     ) -> std::io::Result<Self> {
         let state: Arc<(Mutex<WriterState>, Condvar)> = Arc::default();
         let shared = state.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("key-cache-writer".into())
             .spawn(move || {
                 super::decrypt::lower_thread_priority();
@@ -211,7 +205,10 @@ impl CacheWriter {
                     on_write();
                 }
             })?;
-        Ok(Self { state })
+        Ok(Self {
+            state,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Asks for the cache to be rewritten from the keys as they are when the write starts.
@@ -220,32 +217,48 @@ impl CacheWriter {
         lock.lock().unwrap_or_else(|e| e.into_inner()).requested = true;
         wake.notify_one();
     }
-}
 
-impl Drop for CacheWriter {
-    fn drop(&mut self) {
+    fn stop(&self) {
         let (lock, wake) = &*self.state;
         lock.lock().unwrap_or_else(|e| e.into_inner()).stopped = true;
         wake.notify_one();
     }
+
+    /// Stops the writer after the write still requested, if any, and waits for it (blocking: call it from
+    /// a blocking thread).
+    pub fn finish(&self) {
+        self.stop();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
 }
 
-/// Blocks until a write is requested (then lets the burst settle and takes every request made so far);
-/// `false` once the writer is stopped.
+impl Drop for CacheWriter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Blocks until a write is requested (then lets the burst settle, unless the writer is stopping, and takes
+/// every request made so far); `false` once the writer is stopped with nothing left to write.
 fn wait_for_request(shared: &(Mutex<WriterState>, Condvar)) -> bool {
     let (lock, wake) = shared;
     let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
     while !state.requested && !state.stopped {
         state = wake.wait(state).unwrap_or_else(|e| e.into_inner());
     }
-    if state.stopped {
+    if !state.requested {
         return false;
     }
-    drop(state);
-    std::thread::sleep(SETTLE);
-    let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+    if !state.stopped {
+        drop(state);
+        std::thread::sleep(SETTLE);
+        state = lock.lock().unwrap_or_else(|e| e.into_inner());
+    }
     state.requested = false;
-    !state.stopped
+    true
 }
 
 #[cfg(test)]

@@ -251,7 +251,7 @@ pub struct Keyring {
     lock: tokio::sync::Mutex<()>,
     reload: Mutex<ReloadStatus>,
     cache_file: PathBuf,
-    cache: Option<CacheWriter>,
+    cache: Option<Arc<CacheWriter>>,
 }
 
 impl Keyring {
@@ -267,15 +267,14 @@ impl Keyring {
         let cache_file = config.data_dir.join("key-cache.bin");
         let cache = if config.cache_enabled {
             let writes = metrics.key_cache_writes.clone();
-            Some(
-                CacheWriter::start(cache_file.clone(), registry.clone(), move || {
-                    writes.inc();
-                })
-                .map_err(|source| KeyError::Io {
-                    path: cache_file.clone(),
-                    source,
-                })?,
-            )
+            let writer = CacheWriter::start(cache_file.clone(), registry.clone(), move || {
+                writes.inc();
+            })
+            .map_err(|source| KeyError::Io {
+                path: cache_file.clone(),
+                source,
+            })?;
+            Some(Arc::new(writer))
         } else {
             None
         };
@@ -303,6 +302,15 @@ impl Keyring {
     /// A read-only handle for the signing pipeline and the handlers.
     pub fn view(&self) -> KeyView {
         KeyView::new(self.registry.clone(), self.load.subscribe())
+    }
+
+    /// Finishes background key work before the process exits: the key cache write still requested, if any.
+    pub async fn finish(&self) {
+        if let Some(cache) = self.cache.clone()
+            && let Err(e) = tokio::task::spawn_blocking(move || cache.finish()).await
+        {
+            tracing::warn!("the key cache writer did not finish: {e}");
+        }
     }
 
     /// The key cache file (whether or not the cache is enabled).
