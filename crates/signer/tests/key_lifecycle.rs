@@ -388,20 +388,24 @@ async fn keys_sign_as_they_load_and_nothing_answers_a_partial_list() {
         .build()
         .unwrap();
     // Wait until the first key is in (the second one cannot be).
-    let health = loop {
-        let health: Value = client
-            .get(url(&running, "/healthcheck"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if health["checks"][1]["data"]["keys-loaded"] == 1 {
-            break health;
+    let health = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let health: Value = client
+                .get(url(&running, "/healthcheck"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if health["checks"][1]["data"]["keys-loaded"] == 1 {
+                return health;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await
+    .expect("the first key loads while the second waits for its password");
     assert_eq!(health["status"], "DOWN", "{health}");
     assert_eq!(
         health["checks"][1]["data"]["keystores-found"], 2,
