@@ -18,6 +18,26 @@ use serde_json::{Value, json};
 struct Immutable(Vec<PathBuf>);
 
 impl Immutable {
+    /// Whether this machine lets the tests make files immutable (root on a filesystem with the flag). Under
+    /// `CI=true` it must; elsewhere a test that needs it says loudly that it was skipped.
+    fn available() -> bool {
+        let probe = tempfile::NamedTempFile::new().unwrap();
+        let set = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(probe.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if set {
+            drop(Immutable(vec![probe.path().to_path_buf()]));
+            return true;
+        }
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("`chattr +i` is required under CI=true (run as root, e2fsprogs installed)");
+        }
+        eprintln!("SKIPPED: `chattr +i` is not available here (needs root and e2fsprogs)");
+        false
+    }
+
     fn set(paths: &[PathBuf]) -> Immutable {
         for path in paths {
             let status = std::process::Command::new("chattr")
@@ -236,6 +256,9 @@ async fn delete_while_the_database_refuses(db_url: Option<String>) {
 
 #[tokio::test]
 async fn a_deletion_the_sqlite_database_cannot_record_changes_nothing_and_a_retry_finishes() {
+    if !Immutable::available() {
+        return;
+    }
     delete_while_the_database_refuses(None).await;
 }
 
@@ -251,6 +274,9 @@ async fn a_deletion_during_a_postgres_outage_changes_nothing_and_a_retry_finishe
 /// listed, signed RANDAO and aggregation slots, and re-import answered `duplicate` without re-enabling it.
 #[tokio::test]
 async fn a_deletion_whose_files_cannot_be_removed_answers_error_and_the_key_never_signs_again() {
+    if !Immutable::available() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let running = start(&data, &[]).await;
@@ -303,6 +329,9 @@ async fn a_deletion_whose_files_cannot_be_removed_answers_error_and_the_key_neve
 /// the database.
 #[tokio::test]
 async fn an_import_the_disk_refuses_leaves_the_database_and_the_directory_as_they_were() {
+    if !Immutable::available() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let running = start(&data, &[]).await;
