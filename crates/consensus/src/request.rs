@@ -587,7 +587,8 @@ fn compute<E: EthSpec>(
         }
         RequestKind::ExecutionPayloadBid => {
             const FIELD: &str = "execution_payload_bid";
-            let (raw, field) = gloas_object(require(env.execution_payload_bid, FIELD)?, FIELD)?;
+            let field = FIELD;
+            let raw = gloas_object(require(env.execution_payload_bid, FIELD)?, FIELD)?;
             let bid: ExecutionPayloadBid = parse(raw, field)?;
             gloas_signing_root(
                 env,
@@ -601,8 +602,8 @@ fn compute<E: EthSpec>(
         }
         RequestKind::ExecutionPayloadEnvelope => {
             const FIELD: &str = "execution_payload_envelope";
-            let (raw, field) =
-                gloas_object(require(env.execution_payload_envelope, FIELD)?, FIELD)?;
+            let field = FIELD;
+            let raw = gloas_object(require(env.execution_payload_envelope, FIELD)?, FIELD)?;
             let envelope: ExecutionPayloadEnvelope = parse(raw, field)?;
             envelope
                 .execution_requests
@@ -620,8 +621,8 @@ fn compute<E: EthSpec>(
         }
         RequestKind::PayloadAttestationMessage => {
             const FIELD: &str = "payload_attestation_message";
-            let (raw, field) =
-                gloas_object(require(env.payload_attestation_message, FIELD)?, FIELD)?;
+            let field = FIELD;
+            let raw = gloas_object(require(env.payload_attestation_message, FIELD)?, FIELD)?;
             let raw = payload_attestation_data_of(raw, field)?;
             let data: PayloadAttestationData = parse(raw, field)?;
             gloas_signing_root(
@@ -636,7 +637,8 @@ fn compute<E: EthSpec>(
         }
         RequestKind::ProposerPreferences => {
             const FIELD: &str = "proposer_preferences";
-            let (raw, field) = gloas_object(require(env.proposer_preferences, FIELD)?, FIELD)?;
+            let field = FIELD;
+            let raw = gloas_object(require(env.proposer_preferences, FIELD)?, FIELD)?;
             let prefs: ProposerPreferences = parse(raw, field)?;
             gloas_signing_root(
                 env,
@@ -650,7 +652,8 @@ fn compute<E: EthSpec>(
         }
         RequestKind::BuilderRequestAuth => {
             const FIELD: &str = "builder_request_auth";
-            let (raw, field) = gloas_object(require(env.builder_request_auth, FIELD)?, FIELD)?;
+            let field = FIELD;
+            let raw = gloas_object(require(env.builder_request_auth, FIELD)?, FIELD)?;
             let auth: RequestAuthV1 = parse(raw, field)?;
             // builder-specs (ethereum/builder-specs#165): a zero-length `data` is invalid.
             if auth.data.is_empty() {
@@ -679,15 +682,11 @@ fn unsupported(version: ForkName, field: &'static str) -> Error {
 }
 
 /// A Gloas type's object: `{"version": "GLOAS", "data": {...}}` (remote-signing-api v1.4.0), or
-/// the bare object as some clients send it. Any other version is an error. Returns the object and
-/// its field name for error messages.
-fn gloas_object<'a>(
-    raw: &'a RawValue,
-    field: &'static str,
-) -> Result<(&'a RawValue, &'static str), Error> {
+/// the bare object as some clients send it. Any other version is an error. Returns the object.
+fn gloas_object<'a>(raw: &'a RawValue, field: &'static str) -> Result<&'a RawValue, Error> {
     let probe: AggregateWrapperProbe<'a> = parse(raw, field)?;
     match probe.version {
-        None => Ok((raw, field)),
+        None => Ok(raw),
         Some(version) => {
             let fork = parse_version(&version, field)?;
             match fork {
@@ -706,7 +705,7 @@ fn gloas_object<'a>(
                 "proposer_preferences" => "proposer_preferences.data",
                 _ => "builder_request_auth.data",
             }))?;
-            Ok((data, field))
+            Ok(data)
         }
     }
 }

@@ -26,7 +26,8 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
 /// [`Staged::commit`] renames it into place; dropping it uncommitted removes the temporary file.
 #[derive(Debug)]
 pub struct Staged {
-    tmp: PathBuf,
+    /// The temporary file, until it is renamed into place.
+    tmp: Option<PathBuf>,
     dest: PathBuf,
 }
 
@@ -39,15 +40,16 @@ impl Staged {
             .unwrap_or_default();
         let mut suffix = [0u8; 8];
         getrandom::fill(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let staged = Staged {
-            tmp: parent(dest).join(format!(".{name}.{}{TEMP_SUFFIX}", hex::encode(suffix))),
-            dest: dest.to_path_buf(),
-        };
+        let tmp = parent(dest).join(format!(".{name}.{}{TEMP_SUFFIX}", hex::encode(suffix)));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(&staged.tmp)?;
+            .open(&tmp)?;
+        let staged = Staged {
+            tmp: Some(tmp),
+            dest: dest.to_path_buf(),
+        };
         file.write_all(bytes)?;
         file.sync_all()?;
         Ok(staged)
@@ -59,18 +61,21 @@ impl Staged {
     }
 
     /// Renames the file into place and syncs the directory.
-    pub fn commit(self) -> std::io::Result<()> {
-        std::fs::rename(&self.tmp, &self.dest)?;
+    pub fn commit(mut self) -> std::io::Result<()> {
+        if let Some(tmp) = &self.tmp {
+            std::fs::rename(tmp, &self.dest)?;
+        }
         // Renamed: nothing left for `Drop` to remove.
-        let dir = parent(&self.dest).to_path_buf();
-        std::mem::forget(self);
-        sync_dir(&dir)
+        self.tmp = None;
+        sync_dir(parent(&self.dest))
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 

@@ -378,7 +378,7 @@ async fn a_bad_keystore_is_reported_and_the_rest_load() {
             .is_some()
     );
     let report = running.signer.keys().load_state();
-    assert_eq!(report.errors, 2);
+    assert_eq!(report.failures.len(), 2);
     let names: Vec<String> = report
         .failures
         .iter()

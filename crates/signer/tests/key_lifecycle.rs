@@ -604,9 +604,11 @@ async fn quick_deletions_coalesce_into_few_key_cache_writes() {
         assert_eq!(statuses(&answer), ["deleted"]);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // One write per deletion before; now requests made while the writer waits or seals fold into one more
+    // write, so the count follows the burst's duration (a 200 ms settle each), not the number of deletions.
     let after = writes();
     assert!(
-        (1..=3).contains(&(after - before)),
+        after > before && after - before <= keys.len() as u64 / 2,
         "{} cache writes for {} deletions",
         after - before,
         keys.len()

@@ -44,7 +44,7 @@ async fn healthcheck(State(state): State<AppState>) -> Response {
         "status": up(keys_ready),
         "data": {
             "keys-loaded": signer.keys().len(),
-            "error-count": load.errors,
+            "error-count": load.failures.len(),
             "keys-from-cache": load.from_cache,
             "loading": !keys_ready,
             "keystores-found": load.total,

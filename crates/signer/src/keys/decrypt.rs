@@ -65,7 +65,7 @@ pub(crate) fn thread_budget(cores: usize, available: Option<u64>, kdf_bytes: u64
 }
 
 /// The memory available to new allocations (Linux `MemAvailable`), if known.
-pub(crate) fn available_memory_bytes() -> Option<u64> {
+fn available_memory_bytes() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -103,11 +103,10 @@ pub struct LoadState {
     pub total: usize,
     /// Keystores processed so far (loaded or failed).
     pub done: usize,
-    /// Keystores that failed to load (including keys the slashing database disabled).
-    pub errors: usize,
     /// Keys taken from the key cache instead of being decrypted.
     pub from_cache: usize,
-    /// The failures, by file and reason.
+    /// The keystores that failed to load (including keys the slashing database disabled), by file and
+    /// reason.
     pub failures: Vec<LoadFailure>,
     /// Whether loading has finished.
     pub finished: bool,
@@ -323,7 +322,9 @@ impl Keyring {
             update(state);
             self.metrics.key_loading_total.set(state.total as i64);
             self.metrics.key_loading_done.set(state.done as i64);
-            self.metrics.key_loading_errors.set(state.errors as i64);
+            self.metrics
+                .key_loading_errors
+                .set(state.failures.len() as i64);
         });
     }
 
@@ -382,7 +383,7 @@ impl Keyring {
         let state = self.load.borrow().clone();
         tracing::info!(
             loaded = self.registry.len(),
-            failed = state.errors,
+            failed = state.failures.len(),
             from_cache = state.from_cache,
             seconds = started.elapsed().as_secs_f64(),
             "keys loaded"
@@ -396,7 +397,6 @@ impl Keyring {
         tracing::error!(keystore = %failure.file.display(), reason = %failure.reason, "keystore not loaded");
         self.update_load(|s| {
             s.done += 1;
-            s.errors += 1;
             s.failures.push(failure);
         });
     }
@@ -463,13 +463,9 @@ impl Keyring {
         for listed in [self.managed.jobs()].into_iter().chain(external) {
             match listed {
                 Ok(found) => jobs.extend(found),
-                Err(KeyError::Io { path, source }) => listing_failures.push(LoadFailure {
-                    file: path,
-                    reason: format!("cannot list keystores: {source}"),
-                }),
-                Err(other) => listing_failures.push(LoadFailure {
+                Err(e) => listing_failures.push(LoadFailure {
                     file: PathBuf::new(),
-                    reason: other.to_string(),
+                    reason: format!("cannot list keystores: {e}"),
                 }),
             }
         }
@@ -651,7 +647,7 @@ impl Keyring {
             candidates
                 .into_iter()
                 .map(|(i, key)| {
-                    let staged = managed.stage(&key.public, &key.json, &key.password);
+                    let staged = managed.stage(&key.public, &key.json, &key.cache.password);
                     (i, key, staged)
                 })
                 .collect::<Vec<_>>()
@@ -885,17 +881,14 @@ impl Keyring {
 
     /// The state of the last or current reload.
     pub fn reload_status(&self) -> ReloadStatus {
-        self.reload
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.reload).clone()
     }
 
     /// Starts a reload of the external directory in the background; `Ok(false)` if one is already running.
     pub fn start_reload(self: &Arc<Self>) -> Result<bool, KeyError> {
         self.ensure_loaded()?;
         {
-            let mut status = self.reload.lock().unwrap_or_else(|e| e.into_inner());
+            let mut status = lock(&self.reload);
             if status.status == ReloadState::Running {
                 return Ok(false);
             }
@@ -904,7 +897,7 @@ impl Keyring {
         let this = self.clone();
         tokio::spawn(async move {
             let result = this.clone().reload_external().await;
-            let mut status = this.reload.lock().unwrap_or_else(|e| e.into_inner());
+            let mut status = lock(&this.reload);
             status.last_operation_time = Some(rfc3339(SystemTime::now()));
             match result {
                 Ok((added, removed, errors)) => {
@@ -977,10 +970,7 @@ impl Keyring {
             .len();
         let errors = Mutex::new(Vec::new());
         let fail = |file: &Path, reason: &str| {
-            errors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("{}: {reason}", file.display()));
+            lock(&errors).push(format!("{}: {reason}", file.display()));
         };
         let mut read = Vec::new();
         for job in jobs.into_iter().filter(|j| !loaded.contains(&j.file)) {
@@ -1034,7 +1024,7 @@ struct ImportedKey {
     public: PublicKey,
     derivation_path: String,
     json: String,
-    password: Zeroizing<String>,
+    /// Its keystore's fingerprint, password and KDF (the password is also what is stored beside it).
     cache: CacheMaterial,
 }
 
@@ -1055,8 +1045,9 @@ fn decrypt_imports(
     keystores: Vec<String>,
     passwords: Vec<Zeroizing<String>>,
 ) -> Vec<Result<ImportedKey, String>> {
-    let mut results: Vec<Option<Result<ImportedKey, String>>> =
+    let results: Vec<Option<Result<ImportedKey, String>>> =
         (0..keystores.len()).map(|_| None).collect();
+    let results = Mutex::new(results);
     let mut items = Vec::new();
     for (i, (json, password)) in keystores.into_iter().zip(passwords).enumerate() {
         match Keystore::from_json(&json) {
@@ -1065,10 +1056,9 @@ fn decrypt_imports(
                 password: Password::Given(password),
                 tag: (i, json, keystore),
             }),
-            Err(e) => results[i] = Some(Err(format!("invalid keystore: {e}"))),
+            Err(e) => lock(&results)[i] = Some(Err(format!("invalid keystore: {e}"))),
         }
     }
-    let decrypted = Mutex::new(Vec::new());
     decrypt::decrypt_each(items, Urgency::Background, |(i, json, keystore), result| {
         let key = result.map(|(secret, password)| ImportedKey {
             public: secret.public_key(),
@@ -1077,24 +1067,24 @@ fn decrypt_imports(
             // The stored file holds exactly these bytes, so the fingerprint matches at the next start.
             cache: CacheMaterial {
                 fingerprint: cache::fingerprint(json.as_bytes()),
-                password: password.clone(),
+                password,
                 kdf: keystore.kdf(),
             },
             json,
-            password,
         });
-        decrypted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((i, key));
+        lock(&results)[i] = Some(key);
     });
-    for (i, key) in decrypted.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        results[i] = Some(key);
-    }
     results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err("not decrypted".to_owned())))
         .collect()
+}
+
+/// Locks a mutex that a panicking holder cannot leave half-updated (single assignments).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An EIP-3076 interchange with no history.
@@ -1142,25 +1132,26 @@ mod tests {
 
     #[test]
     fn status_values_serialize_as_the_keymanager_api_spells_them() {
-        let json = |v: &dyn erased::Ser| v.json();
-        assert_eq!(json(&ImportStatusKind::Imported), "\"imported\"");
-        assert_eq!(json(&ImportStatusKind::Duplicate), "\"duplicate\"");
-        assert_eq!(json(&DeleteStatusKind::NotActive), "\"not_active\"");
-        assert_eq!(json(&DeleteStatusKind::NotFound), "\"not_found\"");
+        let json = |v: serde_json::Result<String>| v.unwrap();
         assert_eq!(
-            json(&ReloadState::CompletedWithErrors),
+            json(serde_json::to_string(&ImportStatusKind::Imported)),
+            "\"imported\""
+        );
+        assert_eq!(
+            json(serde_json::to_string(&ImportStatusKind::Duplicate)),
+            "\"duplicate\""
+        );
+        assert_eq!(
+            json(serde_json::to_string(&DeleteStatusKind::NotActive)),
+            "\"not_active\""
+        );
+        assert_eq!(
+            json(serde_json::to_string(&DeleteStatusKind::NotFound)),
+            "\"not_found\""
+        );
+        assert_eq!(
+            json(serde_json::to_string(&ReloadState::CompletedWithErrors)),
             "\"completed_with_errors\""
         );
-    }
-
-    mod erased {
-        pub trait Ser {
-            fn json(&self) -> String;
-        }
-        impl<T: serde::Serialize> Ser for T {
-            fn json(&self) -> String {
-                serde_json::to_string(self).unwrap()
-            }
-        }
     }
 }
