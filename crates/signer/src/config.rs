@@ -121,7 +121,13 @@ pub struct RunArgs {
     /// Slashing database: a `postgres://` URL to share history between instances; default
     /// `<data-dir>/slashing-protection.sqlite`.
     #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_DB_URL")]
-    pub slashing_protection_db_url: Option<String>,
+    pub slashing_protection_db_url: Option<DbUrl>,
+
+    /// Milliseconds a slashing check (and a `/healthcheck` probe) waits for the database before the
+    /// request answers 503; nothing is signed then. Keep it below the validator client's own timeout.
+    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_DB_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub slashing_protection_db_timeout_ms: u64,
 
     /// Keep the decrypted keys in one encrypted cache file (`<data-dir>/key-cache.bin`, sealed with the
     /// strongest KDF of the keystores and all their passwords) so a restart costs one KDF instead of one per
@@ -218,7 +224,7 @@ pub struct SlashingDbArgs {
     pub data_dir: PathBuf,
     /// A `postgres://` URL or SQLite path; overrides `--data-dir`.
     #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_DB_URL")]
-    pub slashing_protection_db_url: Option<String>,
+    pub slashing_protection_db_url: Option<DbUrl>,
     /// Network whose chain the database protects (its genesis validators root is recorded at open, and a
     /// database of another chain is refused); also gives slots per epoch for pruning.
     #[arg(long, env = "FERROSIGNER_NETWORK", default_value = "mainnet")]
@@ -296,20 +302,45 @@ impl RunArgs {
 
     /// The slashing database location this configuration uses.
     pub fn slashing_db_location(&self) -> String {
-        db_location(&self.data_dir, self.slashing_protection_db_url.as_deref())
+        db_location(&self.data_dir, self.slashing_protection_db_url.as_ref())
     }
 }
 
 impl SlashingDbArgs {
     /// The slashing database location these arguments name.
     pub fn location(&self) -> String {
-        db_location(&self.data_dir, self.slashing_protection_db_url.as_deref())
+        db_location(&self.data_dir, self.slashing_protection_db_url.as_ref())
     }
 }
 
-fn db_location(data_dir: &std::path::Path, url: Option<&str>) -> String {
+/// A slashing database URL or path as given: it may hold a password, so its `Debug` shows only what
+/// [`ferrosigner_slashing::describe_location`] shows.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbUrl(String);
+
+impl DbUrl {
+    /// The URL or path itself, to open the database with.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DbUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", ferrosigner_slashing::describe_location(&self.0))
+    }
+}
+
+fn db_location(data_dir: &std::path::Path, url: Option<&DbUrl>) -> String {
     match url {
-        Some(url) => url.to_owned(),
+        Some(url) => url.expose().to_owned(),
         None => data_dir
             .join("slashing-protection.sqlite")
             .to_string_lossy()

@@ -8,10 +8,14 @@
 //!   signing pipeline ([`signing`]) whose BLS work runs on [`pool`], and the HTTP listeners ([`http`]) with
 //!   [`metrics`];
 //! - handlers parse, call [`signing::Signer`] or the [`keys::Keyring`], and map the result to a status;
+//! - [`health`] decides when the signer is UP and probes a faulted database until it recovers;
+//!   [`faults`] logs a lasting fault once, with rate-limited reminders;
 //! - [`files`] holds the durable file writes everything on disk goes through.
 
 pub mod config;
+pub mod faults;
 pub mod files;
+pub mod health;
 pub mod http;
 pub mod keys;
 pub mod metrics;
@@ -101,7 +105,7 @@ fn external_source(args: &RunArgs) -> anyhow::Result<Option<External>> {
 /// Opens the slashing database at `location` and records `network`'s genesis validators root in it; a
 /// database that protects another chain is refused with a clear error.
 pub async fn open_slashing_db(location: &str, network: &Network) -> anyhow::Result<SlashingDb> {
-    let shown = redact_url(location);
+    let shown = ferrosigner_slashing::describe_location(location);
     let db = SlashingDb::open(location)
         .await
         .with_context(|| format!("opening slashing protection database {shown}"))?;
@@ -205,7 +209,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     let slashing = if args.slashing_protection_enabled {
         let location = args.slashing_db_location();
         let db = open_slashing_db(&location, &network).await?;
-        tracing::info!(database = %redact_url(&location), "slashing protection enabled");
+        tracing::info!(database = %ferrosigner_slashing::describe_location(&location), "slashing protection enabled");
         Some(db)
     } else {
         tracing::warn!(
@@ -226,7 +230,11 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         network.genesis_validators_root(),
         metrics.clone(),
     )?;
-    let signer = Arc::new(Signer::new(network, keys.view(), slashing, pool, metrics));
+    let signer = Arc::new(
+        Signer::new(network, keys.view(), slashing, pool, metrics).with_db_deadline(
+            std::time::Duration::from_millis(args.slashing_protection_db_timeout_ms),
+        ),
+    );
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let listener = TcpListener::bind((args.http_listen_host, args.http_listen_port))
@@ -290,6 +298,13 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
             args.slashing_protection_pruning_epochs_to_keep,
             signer.network().slots_per_epoch(),
             std::time::Duration::from_secs(args.slashing_protection_pruning_interval_seconds),
+            wait_for(shutdown.subscribe()),
+        )));
+    }
+    if signer.slashing().is_some() {
+        tasks.push(tokio::spawn(health::watch_database(
+            signer.clone(),
+            health::PROBE_INTERVAL,
             wait_for(shutdown.subscribe()),
         )));
     }
@@ -363,18 +378,4 @@ pub fn load_or_create_token(
         bail!("the API token file {} is empty", file.display());
     }
     Ok(trimmed)
-}
-
-/// Hides the password of a database URL (`postgres://user:secret@host` → `postgres://user:***@host`).
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
 }

@@ -1,36 +1,63 @@
 //! The CPU pool that computes BLS signatures, so that no async worker ever runs a 0.4 ms signature.
+//!
+//! The queue is bounded: beyond [`QUEUE_PER_THREAD`] waiting signatures per thread a request gets
+//! [`PoolError::Busy`] at once (503) rather than a wait that outlives the client's timeout. A signature
+//! whose requester has gone away by the time a thread takes it is not computed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferrosigner_bls::Signature;
 use tokio::sync::oneshot;
 
 use crate::keys::KeyEntry;
 
+/// Signatures that may wait per signing thread (about 0.4 s of work at 0.35 ms each).
+pub const QUEUE_PER_THREAD: usize = 1024;
+
 /// A fixed set of threads (one per core by default) computing signatures in arrival order.
 pub struct SignPool {
     pool: rayon::ThreadPool,
+    waiting: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
-/// The pool went away before answering (only at shutdown).
-#[derive(Debug, thiserror::Error)]
-#[error("the signing pool stopped")]
-pub struct PoolStopped;
+/// Why the pool did not sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// The queue is full; nothing was queued.
+    #[error("too many signatures are waiting for a signing thread")]
+    Busy,
+    /// The pool went away before answering (only at shutdown).
+    #[error("the signing pool stopped")]
+    Stopped,
+}
 
 impl SignPool {
     /// A pool of `threads` threads (`None`: one per core).
     pub fn new(threads: Option<usize>) -> std::io::Result<Self> {
-        let threads = threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
+        let threads = threads
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
+            .max(1);
+        Self::with_capacity(threads, threads * QUEUE_PER_THREAD)
+    }
+
+    /// A pool of `threads` threads on which at most `capacity` signatures wait.
+    pub fn with_capacity(threads: usize, capacity: usize) -> std::io::Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("bls-sign-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            waiting: Arc::new(AtomicUsize::new(0)),
+            capacity: capacity.max(1),
+        })
     }
 
     /// Signs `message` with `key` on the pool.
@@ -38,11 +65,73 @@ impl SignPool {
         &self,
         key: Arc<KeyEntry>,
         message: [u8; 32],
-    ) -> Result<Signature, PoolStopped> {
+    ) -> Result<Signature, PoolError> {
+        let reserved = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            });
+        if reserved.is_err() {
+            return Err(PoolError::Busy);
+        }
+        let waiting = self.waiting.clone();
         let (tx, rx) = oneshot::channel();
         self.pool.spawn(move || {
-            let _ = tx.send(key.secret.sign(&message));
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            if !tx.is_closed() {
+                let _ = tx.send(key.secret.sign(&message));
+            }
         });
-        rx.await.map_err(|_| PoolStopped)
+        rx.await.map_err(|_| PoolError::Stopped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeySource;
+    use ferrosigner_bls::SecretKey;
+
+    fn key() -> Arc<KeyEntry> {
+        let secret = SecretKey::from_bytes(&[7u8; 32]).expect("key");
+        Arc::new(KeyEntry {
+            public: secret.public_key(),
+            secret,
+            derivation_path: String::new(),
+            source: KeySource::External {
+                keystore: "k.json".into(),
+            },
+            cache: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let pool = Arc::new(SignPool::with_capacity(1, 2).expect("pool"));
+        // Occupy the only thread until released.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        pool.pool.spawn(move || {
+            let _ = wait.recv();
+        });
+        let queued: Vec<_> = (0..2u8)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.sign(key(), [i; 32]).await })
+            })
+            .collect();
+        // Wait until both reserved their place.
+        while pool.waiting.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.sign(key(), [9; 32]).await, Err(PoolError::Busy));
+        // The first caller gives up; the second still waits.
+        queued[0].abort();
+        release.send(()).expect("release");
+        let signed = queued.into_iter().nth(1).expect("second");
+        assert_eq!(
+            signed.await.expect("task").expect("signed"),
+            key().secret.sign(&[1; 32])
+        );
+        assert_eq!(pool.waiting.load(Ordering::Acquire), 0);
     }
 }

@@ -2,17 +2,25 @@
 //!
 //! A request that fails any step leaves no slashing record and produces no signature. Handlers call
 //! [`Signer::sign`] and map [`SignError`] to a status; no rule lives in a handler.
+//!
+//! The slashing check waits at most the database deadline (`--slashing-protection-db-timeout-ms`);
+//! a database that fails or does not answer in time is [`SignError::Unavailable`] (503), logged once
+//! when the fault starts and once when it ends ([`FaultLog`]), not once per request.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferrosigner_bls::{PUBLIC_KEY_LEN, Signature, decode_hex_array};
 use ferrosigner_consensus::{Network, Prepared, SlashingSubject};
 use ferrosigner_slashing::SlashingDb;
 
+use crate::faults::FaultLog;
 use crate::keys::KeyView;
 use crate::metrics::{Metrics, OperationLabels};
-use crate::pool::SignPool;
+use crate::pool::{PoolError, SignPool};
+
+/// How long a slashing check waits for the database by default.
+pub const DEFAULT_DB_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Why a signing request was not signed.
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +40,36 @@ pub enum SignError {
     /// Slashing protection refused (412).
     #[error("slashing protection refused: {0}")]
     Refused(String),
-    /// The slashing database did not answer (503); nothing was signed.
-    #[error("slashing protection database unavailable: {0}")]
-    Unavailable(String),
+    /// The request cannot be served now (503); nothing was signed.
+    #[error("{0}")]
+    Unavailable(#[from] Unavailable),
     /// Anything else (500); nothing was signed.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a request cannot be served now (503). Nothing was signed; retrying later may succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// The slashing database failed: down, disk full, damaged, or its writer stopped.
+    #[error("slashing protection database unavailable: {0}")]
+    Database(ferrosigner_slashing::Error),
+    /// The slashing database did not answer within the deadline.
+    #[error("slashing protection database did not answer within {} ms", .0.as_millis())]
+    DatabaseDeadline(Duration),
+    /// Too many requests are waiting for the slashing database.
+    #[error("too many requests are waiting for the slashing protection database; retry shortly")]
+    DatabaseBusy,
+    /// Too many signatures are waiting for a signing thread.
+    #[error("too many signatures are waiting for a signing thread; retry shortly")]
+    SigningBusy,
+}
+
+impl Unavailable {
+    /// Whether this is load shedding (a full queue), which clears within moments, rather than a fault.
+    pub fn is_overload(&self) -> bool {
+        matches!(self, Unavailable::DatabaseBusy | Unavailable::SigningBusy)
+    }
 }
 
 impl SignError {
@@ -49,6 +81,7 @@ impl SignError {
             SignError::UnknownKey(_) => "unknown_key",
             SignError::NotReady => "not_ready",
             SignError::Refused(_) => "slashing_refused",
+            SignError::Unavailable(u) if u.is_overload() => "overloaded",
             SignError::Unavailable(_) => "unavailable",
             SignError::Internal(_) => "internal",
         }
@@ -62,6 +95,8 @@ pub struct Signer {
     slashing: Option<SlashingDb>,
     pool: SignPool,
     metrics: Arc<Metrics>,
+    db_deadline: Duration,
+    db_faults: FaultLog,
 }
 
 impl Signer {
@@ -79,6 +114,54 @@ impl Signer {
             slashing,
             pool,
             metrics,
+            db_deadline: DEFAULT_DB_DEADLINE,
+            db_faults: FaultLog::new("the slashing protection database", Duration::from_secs(30)),
+        }
+    }
+
+    /// Sets how long a slashing check (and a health probe) waits for the database.
+    pub fn with_db_deadline(mut self, deadline: Duration) -> Self {
+        self.db_deadline = deadline;
+        self
+    }
+
+    /// Proves the slashing database can commit, within the deadline; `Ok` when protection is off.
+    /// Failures and recovery are logged through the fault log, like those of signing requests.
+    pub async fn probe_database(&self) -> Result<(), Unavailable> {
+        let Some(db) = &self.slashing else {
+            return Ok(());
+        };
+        let outcome = self.within_deadline(db.health()).await;
+        self.note_database(&outcome);
+        outcome?.map_err(unavailable)
+    }
+
+    /// Whether the slashing database is in a fault (its last outcome was a failure).
+    pub fn database_faulted(&self) -> bool {
+        self.db_faults.is_faulted()
+    }
+
+    /// Runs a database call within the deadline; the outer `Err` is the deadline passing.
+    async fn within_deadline<T>(
+        &self,
+        call: impl Future<Output = Result<T, ferrosigner_slashing::Error>>,
+    ) -> DbOutcome<T> {
+        tokio::time::timeout(self.db_deadline, call)
+            .await
+            .map_err(|_| Unavailable::DatabaseDeadline(self.db_deadline))
+    }
+
+    /// Feeds a database outcome to the fault log: an answer (even a refusal, or a value the database
+    /// rejects) shows it works; load shedding is not a fault.
+    fn note_database<T>(&self, outcome: &DbOutcome<T>) {
+        use ferrosigner_slashing::Error as E;
+        match outcome {
+            Ok(Ok(_) | Err(E::Refused(_) | E::ValueOutOfRange { .. })) => {
+                self.db_faults.succeeded()
+            }
+            Ok(Err(E::Busy)) => {}
+            Ok(Err(e)) => self.db_faults.failed(e),
+            Err(deadline) => self.db_faults.failed(deadline),
         }
     }
 
@@ -208,7 +291,10 @@ impl Signer {
         self.pool
             .sign(key, prepared.signing_root)
             .await
-            .map_err(|e| SignError::Internal(e.to_string()))
+            .map_err(|e| match e {
+                PoolError::Busy => SignError::Unavailable(Unavailable::SigningBusy),
+                PoolError::Stopped => SignError::Internal(e.to_string()),
+            })
     }
 
     async fn check_slashing(
@@ -220,42 +306,57 @@ impl Signer {
         signing_root: [u8; 32],
     ) -> Result<(), SignError> {
         let start = Instant::now();
-        let (operation, result) = match subject {
-            SlashingSubject::Block { slot } => (
-                "block",
-                db.check_block(gvr, pubkey, slot, signing_root).await,
-            ),
-            SlashingSubject::Attestation {
-                source_epoch,
-                target_epoch,
-            } => (
-                "attestation",
-                db.check_attestation(gvr, pubkey, source_epoch, target_epoch, signing_root)
-                    .await,
-            ),
+        let operation = match subject {
+            SlashingSubject::Block { .. } => "block",
+            SlashingSubject::Attestation { .. } => "attestation",
         };
+        let check = async {
+            match subject {
+                SlashingSubject::Block { slot } => {
+                    db.check_block(gvr, pubkey, slot, signing_root).await
+                }
+                SlashingSubject::Attestation {
+                    source_epoch,
+                    target_epoch,
+                } => {
+                    db.check_attestation(gvr, pubkey, source_epoch, target_epoch, signing_root)
+                        .await
+                }
+            }
+        };
+        let result = self.within_deadline(check).await;
         self.metrics
             .slashing_db_duration
             .get_or_create(&OperationLabels { operation })
             .observe(start.elapsed().as_secs_f64());
+        self.note_database(&result);
         match result {
-            Ok(_) => {
+            Ok(Ok(_)) => {
                 self.metrics.slashing_permitted.inc();
                 Ok(())
             }
-            Err(ferrosigner_slashing::Error::Refused(refusal)) => {
+            Ok(Err(ferrosigner_slashing::Error::Refused(refusal))) => {
                 self.metrics.slashing_prevented.inc();
                 tracing::warn!(pubkey = %format!("0x{}", hex::encode(pubkey)), %refusal, "slashing protection refused a {operation}");
                 Err(SignError::Refused(refusal.to_string()))
             }
-            Err(ferrosigner_slashing::Error::Unavailable(reason)) => {
-                Err(SignError::Unavailable(reason))
-            }
-            Err(e @ ferrosigner_slashing::Error::ValueOutOfRange { .. }) => {
+            Ok(Err(e @ ferrosigner_slashing::Error::ValueOutOfRange { .. })) => {
                 Err(SignError::BadRequest(e.to_string()))
             }
-            Err(other) => Err(SignError::Internal(other.to_string())),
+            Ok(Err(e)) => Err(SignError::Unavailable(unavailable(e))),
+            Err(deadline) => Err(SignError::Unavailable(deadline)),
         }
+    }
+}
+
+/// A database call's result, or [`Unavailable::DatabaseDeadline`] when it did not answer in time.
+type DbOutcome<T> = Result<Result<T, ferrosigner_slashing::Error>, Unavailable>;
+
+/// A database error that is not a verdict, as the reason a request cannot be served.
+fn unavailable(e: ferrosigner_slashing::Error) -> Unavailable {
+    match e {
+        ferrosigner_slashing::Error::Busy => Unavailable::DatabaseBusy,
+        other => Unavailable::Database(other),
     }
 }
 

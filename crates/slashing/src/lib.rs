@@ -36,6 +36,7 @@ mod stored;
 use std::fmt;
 
 pub use interchange::{ImportSummary, Interchange};
+pub use sqlite::QUEUE_CAPACITY as SQLITE_QUEUE_CAPACITY;
 
 /// A compressed BLS public key.
 pub type Pubkey = [u8; 48];
@@ -140,9 +141,14 @@ pub enum Error {
     /// Signing would be slashable or is not allowed; the message must not be signed.
     #[error("slashing protection refused: {0}")]
     Refused(Refusal),
-    /// The store cannot answer now (database down, connection lost, timeout, writer stopped).
+    /// The store cannot answer now (database down, connection lost, timeout, writer stopped, disk
+    /// full, a damaged page): nothing was recorded by this request.
     #[error("slashing database unavailable: {0}")]
     Unavailable(String),
+    /// Too many requests are already waiting for the store; this one was not queued and nothing
+    /// was recorded.
+    #[error("too many requests are waiting for the slashing database")]
+    Busy,
     /// An interchange document is malformed or does not fit this database.
     #[error("invalid slashing protection interchange: {0}")]
     InvalidInterchange(String),
@@ -191,11 +197,48 @@ impl fmt::Debug for SlashingDb {
     }
 }
 
+/// Whether `location` names a PostgreSQL database (`postgres://…` or `postgresql://…`) rather than a
+/// SQLite file.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// A database location fit for logs and error messages: a SQLite path as is, a PostgreSQL URL as
+/// `postgres://user@host:port/dbname` built from its parsed parts, so that no password (whether in
+/// the user info or in a `?password=` parameter) and no other parameter is ever shown.
+pub fn describe_location(location: &str) -> String {
+    if !is_postgres(location) {
+        return location.to_owned();
+    }
+    let Ok(cfg) = location.parse::<tokio_postgres::Config>() else {
+        return "postgres://(a URL that does not parse)".to_owned();
+    };
+    let hosts: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let name = match host {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            match cfg.get_ports().get(i).or(cfg.get_ports().first()) {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+        .collect();
+    let user = cfg.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let dbname = cfg.get_dbname().unwrap_or("");
+    format!("postgres://{user}{}/{dbname}", hosts.join(","))
+}
+
 impl SlashingDb {
     /// Opens (creating if needed) a store: `postgres://…` or `postgresql://…` selects PostgreSQL,
     /// anything else is a SQLite file path. The schema is created or migrated.
     pub async fn open(url_or_path: &str) -> Result<Self, Error> {
-        if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
+        if is_postgres(url_or_path) {
             Ok(SlashingDb::Postgres(
                 postgres::PgStore::open(url_or_path).await?,
             ))
@@ -343,7 +386,8 @@ impl SlashingDb {
         }
     }
 
-    /// A cheap query proving the store answers.
+    /// Proves the store answers and can commit (a small write), so it fails while the disk is full,
+    /// the file cannot be written or the server is a read-only standby.
     pub async fn health(&self) -> Result<(), Error> {
         match self {
             SlashingDb::Sqlite(s) => s.health().await,
@@ -415,6 +459,33 @@ mod tests {
     fn handle_is_clone_send_sync() {
         fn check<T: Clone + Send + Sync + 'static>() {}
         check::<SlashingDb>();
+    }
+
+    #[test]
+    fn described_locations_show_no_secret() {
+        for (url, shown) in [
+            (
+                "postgres://alice:s3cret@db.example:5433/slashing?sslmode=disable",
+                "postgres://alice@db.example:5433/slashing",
+            ),
+            (
+                "postgresql://db.example/slashing?user=bob&password=s3cret",
+                "postgres://bob@db.example:5432/slashing",
+            ),
+            (
+                "postgres://alice:s3cret@h1:1,h2:2/x?password=s3cret",
+                "postgres://alice@h1:1,h2:2/x",
+            ),
+            (
+                "postgres://alice:s3cret@[::1",
+                "postgres://(a URL that does not parse)",
+            ),
+        ] {
+            let described = describe_location(url);
+            assert_eq!(described, shown, "{url}");
+            assert!(!described.contains("s3cret"));
+        }
+        assert_eq!(describe_location("/var/lib/x.sqlite"), "/var/lib/x.sqlite");
     }
 
     #[test]

@@ -35,13 +35,16 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
         Some(db) => {
             let code = db.code().code();
-            // Connection exceptions, operator intervention, insufficient resources, and
-            // serialisation/deadlock failures are transient: the caller answers 503.
+            // Connection exceptions, operator intervention, insufficient resources (disk full),
+            // system I/O errors, serialisation/deadlock failures and a server that cannot write
+            // (a standby after a failover) are transient: the caller answers 503.
             if code.starts_with("08")
                 || code.starts_with("57")
                 || code.starts_with("53")
+                || code.starts_with("58")
                 || code == "40001"
                 || code == "40P01"
+                || code == "25006"
             {
                 Error::Unavailable(format!("PostgreSQL: {}", db.message()))
             } else {
@@ -616,11 +619,15 @@ impl PgStore {
         Ok(())
     }
 
-    /// A cheap query proving the store answers.
+    /// Proves the server can commit: a transaction that takes a transaction id, which a standby
+    /// (read-only) server refuses and which writes a commit record.
     pub async fn health(&self) -> Result<(), Error> {
         with_timeout(async {
             let client = self.pool.get().await.map_err(pool_err)?;
-            client.query_one("SELECT 1", &[]).await.map_err(pg_err)?;
+            client
+                .query_one("SELECT txid_current()", &[])
+                .await
+                .map_err(pg_err)?;
             Ok(())
         })
         .await

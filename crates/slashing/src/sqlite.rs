@@ -6,6 +6,15 @@
 //! is on disk), and only then answers each request through its oneshot channel. If the commit
 //! fails, every request of the batch gets an error: no `Ok` is ever answered before its record is
 //! durable. Async callers only send and await; no SQLite work runs on tokio workers.
+//!
+//! The queue into the writer is bounded ([`QUEUE_CAPACITY`]): when it is full a request gets
+//! [`Error::Busy`] at once and nothing is recorded. A request whose caller has gone away (its
+//! deadline passed, its client disconnected) before the writer reaches it is dropped unrun.
+//!
+//! Storage faults (disk full, I/O errors, a corrupted page, a read-only file) are
+//! [`Error::Unavailable`]: the caller answers 503 and a later request succeeds once the fault is
+//! gone. [`SqliteStore::health`] commits a one-page write, so it fails while nothing can commit.
+//! Opening runs `PRAGMA quick_check` and refuses a corrupted file.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -27,8 +36,11 @@ const SCHEMA_V1: &str = include_str!("sql/sqlite_v1.sql");
 const SCHEMA_VERSION: i64 = 1;
 /// At most this many requests share one transaction.
 const MAX_BATCH: usize = 4096;
+/// At most this many requests wait for the writer; more get [`Error::Busy`].
+pub const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
 type Reply = Box<dyn FnOnce(Result<(), Error>) + Send>;
+/// A request for the writer: runs inside the batch and returns how to answer after the commit.
 type Job = Box<dyn FnOnce(&Batch<'_>) -> Reply + Send>;
 
 /// The open transaction a job runs in.
@@ -43,19 +55,30 @@ struct Batch<'c> {
 /// Handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::SyncSender<Job>,
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
     match e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if matches!(
-                f.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ) =>
-        {
-            Error::Unavailable(format!("SQLite database is locked: {f}"))
-        }
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            C::DatabaseBusy | C::DatabaseLocked => {
+                Error::Unavailable(format!("SQLite database is locked: {f}"))
+            }
+            // Faults of the storage, not of the request: they pass when the disk has room again,
+            // the I/O error clears or the file is restored, so the caller answers 503.
+            C::DiskFull
+            | C::SystemIoFailure
+            | C::DatabaseCorrupt
+            | C::NotADatabase
+            | C::ReadOnly
+            | C::CannotOpen
+            | C::OutOfMemory
+            | C::FileLockingProtocolFailed => {
+                Error::Unavailable(format!("SQLite storage fault: {f}"))
+            }
+            _ => Error::Database(rusqlite::Error::SqliteFailure(f, None).to_string()),
+        },
         other => Error::Database(other.to_string()),
     }
 }
@@ -83,7 +106,17 @@ fn open_connection(path: &str) -> Result<Connection, Error> {
         .map_err(open_err)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(open_err)?;
+        .map_err(|e| match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                ) =>
+            {
+                Error::Open(corrupted(path, &e.to_string()))
+            }
+            _ => open_err(e),
+        })?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Open(format!(
             "{path}: cannot switch to WAL mode (got {mode})"
@@ -94,8 +127,35 @@ fn open_connection(path: &str) -> Result<Connection, Error> {
         "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
     )
     .map_err(open_err)?;
+    check_integrity(&conn).map_err(|problem| Error::Open(corrupted(path, &problem)))?;
     migrate(&conn).map_err(|e| Error::Open(format!("{path}: {e}")))?;
     Ok(conn)
+}
+
+/// `PRAGMA quick_check`: `Err` with what it found when the file is damaged.
+fn check_integrity(conn: &Connection) -> Result<(), String> {
+    let mut st = conn
+        .prepare("PRAGMA quick_check")
+        .map_err(|e| e.to_string())?;
+    let found = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.take(5).collect::<Result<Vec<_>, _>>())
+        .map_err(|e| e.to_string())?;
+    if found.len() == 1 && found[0] == "ok" {
+        Ok(())
+    } else {
+        Err(found.join("; "))
+    }
+}
+
+/// What to tell the operator about a damaged database file.
+fn corrupted(path: &str, problem: &str) -> String {
+    format!(
+        "{path} is damaged ({problem}). Nothing was changed. To recover: stop every signer using it, move the \
+         file (and its -wal/-shm files) aside, start with a new database and import the latest interchange \
+         export of this history (`ferrosigner slashing-protection import`), or one exported from the damaged \
+         file with the sqlite3 `.recover` command; until then these validators have no protection here"
+    )
 }
 
 fn migrate(conn: &Connection) -> Result<(), Error> {
@@ -164,9 +224,6 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 }
             }
         };
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, "slashing database batch not committed");
-        }
         for reply in replies {
             reply(outcome.clone());
         }
@@ -631,7 +688,7 @@ fn has_history_tx(conn: &Connection, pubkey: &Pubkey) -> Result<bool, Error> {
 impl SqliteStore {
     /// Opens the file (creating it 0600), migrates the schema and starts the writer thread.
     pub async fn open(path: &str) -> Result<Self, Error> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_CAPACITY);
         let (ready_tx, ready_rx) = oneshot::channel();
         let path = path.to_string();
         std::thread::Builder::new()
@@ -659,12 +716,19 @@ impl SqliteStore {
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel::<Result<T, Error>>();
         let job: Job = Box::new(move |batch: &Batch<'_>| {
+            if tx.is_closed() {
+                // Nobody waits for the answer any more: record nothing.
+                return Box::new(|_| {});
+            }
             let result = batch.run(f);
             Box::new(move |committed: Result<(), Error>| {
                 let _ = tx.send(committed.and(result));
             })
         });
-        self.tx.send(job).map_err(|_| stopped())?;
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => Error::Busy,
+            mpsc::TrySendError::Disconnected(_) => stopped(),
+        })?;
         rx.await.map_err(|_| stopped())?
     }
 
@@ -764,11 +828,14 @@ impl SqliteStore {
             .await
     }
 
-    /// A cheap query proving the store answers.
+    /// Proves the store can commit: rewrites the file header's `user_version` (one page) in the
+    /// writer's next batch, which fails while the disk is full or the file cannot be written.
     pub async fn health(&self) -> Result<(), Error> {
         self.call(|c| {
-            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-                .map(|_| ())
+            let v: i64 = c
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(db_err)?;
+            c.execute_batch(&format!("PRAGMA user_version = {}", (v + 1) % 1_000_000))
                 .map_err(db_err)
         })
         .await

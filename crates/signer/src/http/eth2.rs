@@ -60,10 +60,20 @@ async fn sign(
                 SignError::NotReady | SignError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 SignError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            if status.is_server_error() {
+            // Faults of the database are logged once by the signer's fault log, not per request.
+            if let SignError::Internal(_) = e {
                 tracing::error!(%pubkey, "signing failed: {e}");
             }
-            error(status, e.to_string())
+            let mut response = error(status, e.to_string());
+            if let SignError::Unavailable(u) = &e
+                && u.is_overload()
+            {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+            }
+            response
         }
     }
 }

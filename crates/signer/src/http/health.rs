@@ -1,9 +1,9 @@
 //! `/upcheck` and `/healthcheck`.
 //!
 //! `/healthcheck` follows Web3Signer's shape (`status`, `checks[]`, `outcome`) and answers 503 with DOWN
-//! (and the loading progress) until start-up key loading has finished and while the slashing database does
-//! not answer. `/upcheck` answers 503 while keys load, so that a client waiting for it does not send duties
-//! into keys that are not there yet.
+//! (and the loading progress) until start-up key loading has finished and while the slashing database
+//! cannot commit; the policy is [`crate::health`], this module only renders it. `/upcheck` answers 503
+//! while keys load, so that a client waiting for it does not send duties into keys that are not there yet.
 
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +13,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::{AppState, TEXT_PLAIN, accepts_only_json, while_loading};
+use crate::health::DatabaseHealth;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -36,41 +37,30 @@ fn up(ok: bool) -> &'static str {
 }
 
 async fn healthcheck(State(state): State<AppState>) -> Response {
-    let signer = &state.signer;
-    let load = signer.keys().load_state();
-    let keys_ready = load.finished;
+    let report = crate::health::check(&state.signer).await;
+    let keys = &report.keys;
     let keys_check = json!({
         "id": "keys-check",
-        "status": up(keys_ready),
+        "status": up(keys.finished),
         "data": {
-            "keys-loaded": signer.keys().len(),
-            "error-count": load.failures.len(),
-            "keys-from-cache": load.from_cache,
-            "loading": !keys_ready,
-            "keystores-found": load.total,
-            "keystores-processed": load.done,
+            "keys-loaded": keys.loaded,
+            "error-count": keys.errors,
+            "keys-from-cache": keys.from_cache,
+            "loading": !keys.finished,
+            "keystores-found": keys.found,
+            "keystores-processed": keys.processed,
         },
     });
-    let (db_ok, db_check) = match signer.slashing() {
-        None => (
-            true,
-            json!({ "id": "slashing-protection-db-health-check", "status": "UP", "data": { "enabled": false } }),
-        ),
-        Some(db) => {
-            let result = tokio::time::timeout(std::time::Duration::from_secs(3), db.health()).await;
-            let error = match result {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some("timed out after 3 s".to_owned()),
-            };
-            let mut check = json!({ "id": "slashing-protection-db-health-check", "status": up(error.is_none()) });
-            if let Some(e) = &error {
-                check["data"] = json!({ "error": e });
-            }
-            (error.is_none(), check)
+    let db_check = match &report.database {
+        DatabaseHealth::Disabled => {
+            json!({ "id": DB_CHECK, "status": "UP", "data": { "enabled": false } })
+        }
+        DatabaseHealth::Up => json!({ "id": DB_CHECK, "status": "UP" }),
+        DatabaseHealth::Down(error) => {
+            json!({ "id": DB_CHECK, "status": "DOWN", "data": { "error": error } })
         }
     };
-    let ok = keys_ready && db_ok;
+    let ok = report.up();
     let body = json!({
         "status": up(ok),
         "checks": [ { "id": "default-check", "status": "UP" }, keys_check, db_check ],
@@ -83,3 +73,5 @@ async fn healthcheck(State(state): State<AppState>) -> Response {
     };
     (status, axum::Json(body)).into_response()
 }
+
+const DB_CHECK: &str = "slashing-protection-db-health-check";

@@ -351,13 +351,18 @@ impl Keyring {
         let Some(db) = &self.slashing else {
             return HashSet::new();
         };
+        let faults = crate::faults::FaultLog::new(
+            "reading which keys the slashing database disabled (keys load once it answers)",
+            std::time::Duration::from_secs(30),
+        );
         loop {
             match db.disabled_validators().await {
-                Ok(keys) => return keys.into_iter().collect(),
+                Ok(keys) => {
+                    faults.succeeded();
+                    return keys.into_iter().collect();
+                }
                 Err(e) => {
-                    tracing::warn!(
-                        "cannot read which keys the slashing database disabled ({e}); keys load once it answers"
-                    );
+                    faults.failed(&e);
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }
