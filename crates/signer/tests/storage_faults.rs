@@ -1,0 +1,525 @@
+//! Storage faults through the real signer: a full disk under the SQLite file and a PostgreSQL server that
+//! hangs or stops. Each answers 503 (JSON) within the database deadline, turns `/healthcheck` DOWN, logs one
+//! ERROR when it starts and one INFO when it ends, and recovers by itself. No signature is returned without
+//! its record, and a request answered 503 left no record.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestSigner, fork_info, secret};
+use serde_json::{Value, json};
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Skips (loudly) or, under `CI=true`, fails when a test's prerequisite is missing.
+fn unavailable(what: &str) {
+    if ci() {
+        panic!("{what} is required under CI=true");
+    }
+    eprintln!("SKIPPED: {what} is not available here");
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn attestation(source: u64, target: u64, root_byte: u8) -> Value {
+    json!({
+        "type": "ATTESTATION",
+        "fork_info": fork_info(),
+        "attestation": {
+            "slot": (target * 32).to_string(), "index": "0",
+            "beacon_block_root": format!("0x{}", hex::encode([root_byte; 32])),
+            "source": {"epoch": source.to_string(), "root": format!("0x{}", "aa".repeat(32))},
+            "target": {"epoch": target.to_string(), "root": format!("0x{}", "bb".repeat(32))}
+        }
+    })
+}
+
+fn key_hex() -> &'static str {
+    "0x263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3"
+}
+
+/// The attestation targets recorded for the only validator of an EIP-3076 export.
+fn recorded_targets(export: &Value) -> Vec<u64> {
+    let mut targets: Vec<u64> = export["data"]
+        .as_array()
+        .map(|d| d.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|v| {
+            v["signed_attestations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|a| a["target_epoch"].as_str().unwrap().parse().unwrap())
+        .collect();
+    targets.sort_unstable();
+    targets
+}
+
+/// A small tmpfs mounted on a temp dir until dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        if !is_root() {
+            unavailable("root (to mount a tmpfs for the disk-full test)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            unavailable("mounting a tmpfs");
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the filesystem is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+async fn health(client: &reqwest::Client, base: &str) -> (u16, Value) {
+    let r = client
+        .get(format!("{base}/healthcheck"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn db_check(health: &Value) -> &Value {
+    health["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "slashing-protection-db-health-check")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_turns_health_down_records_nothing_and_recovers() {
+    let Some(fs) = Tmpfs::mount("3m") else {
+        return;
+    };
+    let db_path = fs.path().join("slashing.sqlite");
+    let signer = TestSigner::start(
+        &[secret(key_hex())],
+        &["--slashing-protection-db-url", db_path.to_str().unwrap()],
+    )
+    .await;
+    let pk = secret(key_hex()).public_key().to_hex();
+    assert_eq!(signer.sign(&pk, &attestation(0, 1, 1)).await.0, 200);
+
+    let filler = fs.fill();
+    for target in 2..12 {
+        let (status, body) = signer.sign(&pk, &attestation(target - 1, target, 1)).await;
+        assert_eq!(status, 503, "target {target}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("full"), "{body}");
+    }
+    let base = signer.url("");
+    let (status, report) = health(&signer.client, &base).await;
+    assert_eq!(status, 503, "{report}");
+    assert_eq!(db_check(&report)["status"], "DOWN", "{report}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, report) = health(&signer.client, &base).await;
+        if status == 200 {
+            assert_eq!(db_check(&report)["status"], "UP");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still DOWN: {report}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Nothing was recorded for the refused requests: another attestation for target 2 is not a double vote.
+    let (status, body) = signer.sign(&pk, &attestation(1, 2, 9)).await;
+    assert_eq!(status, 200, "{body}");
+    let export = signer
+        .running
+        .signer
+        .slashing()
+        .unwrap()
+        .export_interchange(None)
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded_targets(&serde_json::from_str(&export).unwrap()),
+        vec![1, 2]
+    );
+    signer.running.shutdown().await;
+}
+
+/// A PostgreSQL cluster of this test's own on a free port, stopped and removed on drop.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn start() -> Option<PrivatePostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(|v| v.ok())
+                    .map(|v| v.path().join("bin"))
+                    .filter(|b| b.join("initdb").exists())
+                    .max()
+            });
+        let Some(bin) = bin else {
+            unavailable("PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let pg = PrivatePostgres {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        std::fs::create_dir(pg.data()).unwrap();
+        if is_root() {
+            // PostgreSQL refuses to run as root: the cluster belongs to the postgres user.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(pg.dir.path(), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(pg.data())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown the cluster dir to postgres");
+        }
+        let out = pg
+            .pg_command("initdb")
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(pg.data())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.ctl_start();
+        Some(pg)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn pg_command(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn ctl_start(&self) {
+        let out = self
+            .pg_command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-l"])
+            .arg(self.data().join("log"))
+            .args([
+                "-o",
+                &format!(
+                    "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off",
+                    self.port
+                ),
+                "start",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn ctl_stop(&self) {
+        let _ = self
+            .pg_command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-m", "immediate", "stop"])
+            .output();
+    }
+
+    /// The postmaster and its children, for SIGSTOP/SIGCONT.
+    fn pids(&self) -> Vec<String> {
+        let pidfile = std::fs::read_to_string(self.data().join("postmaster.pid")).unwrap();
+        let main = pidfile.lines().next().unwrap().trim().to_owned();
+        let children = Command::new("pgrep").args(["-P", &main]).output().unwrap();
+        let mut pids = vec![main];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_owned),
+        );
+        pids
+    }
+
+    fn signal(&self, signal: &str) {
+        for pid in self.pids() {
+            let _ = Command::new("kill").args([signal, &pid]).status();
+        }
+    }
+
+    fn url(&self, params: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres{params}",
+            self.port
+        )
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        self.ctl_stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real binary with JSON logs written to `log`.
+fn spawn_signer(dir: &Path, log: &Path, extra: &[&str]) -> (Child, String) {
+    let keys = dir.join("keys");
+    let password_file = common::write_keystores(&keys, &[secret(key_hex())], "pw");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferrosigner"))
+        .arg("run")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args([
+            "--http-listen-port",
+            &port.to_string(),
+            "--metrics-enabled",
+            "false",
+        ])
+        .args(["--log-format", "json", "--key-cache-enabled", "false"])
+        .arg("--keystores-path")
+        .arg(&keys)
+        .arg("--keystores-password-file")
+        .arg(&password_file)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+fn log_lines(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn count(log: &Path, level: &str, needle: &str) -> usize {
+    log_lines(log)
+        .iter()
+        .filter(|l| l["level"] == level && l.to_string().contains(needle))
+        .count()
+}
+
+async fn wait_for_log(log: &Path, level: &str, needle: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(log, level, needle) < n {
+        assert!(
+            Instant::now() < deadline,
+            "no {n}th {level} line with {needle:?}: {}",
+            std::fs::read_to_string(log).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sign_timed(client: &reqwest::Client, base: &str, body: &Value) -> (u16, Value, Duration) {
+    let pk = secret(key_hex()).public_key().to_hex();
+    let started = Instant::now();
+    let r = client
+        .post(format!("{base}/api/v1/eth2/sign/{pk}"))
+        .header("Accept", "application/json")
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    (status, body, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_answers_503_within_the_deadline_logs_once_and_recovers_by_itself() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("signer.log");
+    // The password parameter is ignored by trust auth; it must never be shown.
+    let url = pg.url("?password=hunter2-secret&connect_timeout=10");
+    let (mut child, base) = spawn_signer(
+        dir.path(),
+        &log,
+        &[
+            "--slashing-protection-db-url",
+            &url,
+            "--slashing-protection-db-timeout-ms",
+            "1000",
+        ],
+    );
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !client
+        .get(format!("{base}/healthcheck"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut signed = vec![];
+    let (status, body, _) = sign_timed(&client, &base, &attestation(0, 1, 1)).await;
+    assert_eq!(status, 200, "{body}");
+    signed.push(1);
+
+    // 1. The server hangs (every process stopped): requests answer 503 within the deadline, not after
+    //    the connection or statement timeouts.
+    pg.signal("-STOP");
+    let mut requests = vec![];
+    for target in 2..12u64 {
+        let (client, base) = (client.clone(), base.clone());
+        requests.push(tokio::spawn(async move {
+            sign_timed(&client, &base, &attestation(target - 1, target, 1)).await
+        }));
+    }
+    for r in requests {
+        let (status, body, took) = r.await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert!(body["error"].is_string(), "{body}");
+        assert!(took < Duration::from_secs(4), "answered after {took:?}");
+    }
+    let (status, report) = health(&client, &base).await;
+    assert_eq!(status, 503, "{report}");
+    assert_eq!(db_check(&report)["status"], "DOWN", "{report}");
+    pg.signal("-CONT");
+    wait_for_log(&log, "INFO", "recovered", 1).await;
+
+    // 2. The server stops: the same, and the signer comes back by itself once it is started again.
+    pg.ctl_stop();
+    for target in 12..22u64 {
+        let (status, body, took) =
+            sign_timed(&client, &base, &attestation(target - 1, target, 1)).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(took < Duration::from_secs(4), "answered after {took:?}");
+    }
+    assert_eq!(health(&client, &base).await.0, 503);
+    pg.ctl_start();
+    // No request is sent: the signer's own probe notices the recovery.
+    wait_for_log(&log, "INFO", "recovered", 2).await;
+    assert_eq!(health(&client, &base).await.0, 200);
+    let (status, body, _) = sign_timed(&client, &base, &attestation(30, 31, 1)).await;
+    assert_eq!(status, 200, "{body}");
+    signed.push(31);
+
+    // Two faults: two ERROR lines and two recoveries, not one line per failed request.
+    let errors: Vec<Value> = log_lines(&log)
+        .into_iter()
+        .filter(|l| l["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(count(&log, "INFO", "recovered"), 2);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("hunter2"), "a secret reached the log");
+
+    let _ = child.kill();
+    let _ = child.wait();
+    // Every returned signature has its record.
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrosigner"))
+        .args([
+            "slashing-protection",
+            "export",
+            "--slashing-protection-db-url",
+            &url,
+        ])
+        .arg(dir.path().join("export.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("export.json")).unwrap())
+            .unwrap();
+    let recorded = recorded_targets(&export);
+    for target in signed {
+        assert!(recorded.contains(&target), "{target} not in {recorded:?}");
+    }
+}
