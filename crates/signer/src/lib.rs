@@ -57,10 +57,12 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting connections, finishes in-flight requests and the key cache write still requested,
-    /// and returns.
+    /// Stops accepting connections and key decryptions not yet started, finishes in-flight requests and
+    /// the key cache write still requested, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // Start-up loading stops after the decryptions already running.
+        self.keys.stop();
         self.loading.abort();
         for task in self.tasks {
             let _ = task.await;

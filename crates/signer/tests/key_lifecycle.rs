@@ -617,3 +617,89 @@ async fn quick_deletions_coalesce_into_few_key_cache_writes() {
     assert!(!cache.exists());
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_during_start_up_loading_starts_no_new_decryption() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    let passwords = dir.path().join("passwords");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    std::fs::create_dir_all(&passwords).unwrap();
+    let threads = std::thread::available_parallelism().unwrap().get();
+    let total = 3 * threads + 4;
+    // Every password is a FIFO: a decryption waits in it until the test answers.
+    let mut fifos = Vec::new();
+    for i in 0..total {
+        let name = format!("k{i:03}");
+        std::fs::write(
+            keys_dir.join(format!("{name}.json")),
+            keystore_json(&key(100 + i as u8), "p"),
+        )
+        .unwrap();
+        let fifo = passwords.join(format!("{name}.txt"));
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        fifos.push(fifo);
+    }
+    let args = common::local_args(
+        &dir.path().join("data"),
+        &[
+            "--keystores-path",
+            keys_dir.to_str().unwrap(),
+            "--keystores-passwords-path",
+            passwords.to_str().unwrap(),
+            "--key-cache-enabled",
+            "false",
+        ],
+    );
+    let running = ferrosigner::start(args).await.unwrap();
+    let view = running.signer.keys().clone();
+    // Answers every FIFO a decryption is waiting in; returns how many it answered.
+    let answer_waiting = |answered: &mut Vec<bool>| {
+        let mut n = 0;
+        for (i, fifo) in fifos.iter().enumerate() {
+            if answered[i] {
+                continue;
+            }
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(fifo);
+            if let Ok(mut f) = opened {
+                use std::io::Write;
+                f.write_all(b"p").unwrap();
+                answered[i] = true;
+                n += 1;
+            }
+        }
+        n
+    };
+    let mut answered = vec![false; total];
+    // Let one round of decryptions finish, so that loading is well under way.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while view.len() == 0 {
+        answer_waiting(&mut answered);
+        assert!(std::time::Instant::now() < deadline, "no key loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = answered.iter().filter(|a| **a).count();
+    running.shutdown().await;
+    // Release whatever is still waiting, for a while: only the decryptions already started (at most one
+    // per thread) may go on.
+    for _ in 0..50 {
+        answer_waiting(&mut answered);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = answered.iter().filter(|a| **a).count();
+    assert!(
+        after - before <= threads && after < total,
+        "{before} passwords read before the shutdown, {after} of {total} after: decryptions went on"
+    );
+    assert!(view.len() <= after);
+}

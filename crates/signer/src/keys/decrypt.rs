@@ -7,6 +7,7 @@
 //! memory free. Decryption threads run at a lowered priority so that signing keeps the CPU it needs.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferrosigner_bls::SecretKey;
 use ferrosigner_keystore::Keystore;
@@ -79,10 +80,12 @@ fn cores() -> usize {
 }
 
 /// Decrypts every item, calling `done(tag, result)` from a decryption thread as each one finishes. Blocks
-/// until all are done: call it from a blocking thread.
+/// until all are done: call it from a blocking thread. Once `stop` is set, the items not started yet are
+/// skipped (`done` is not called for them), so a shutdown waits for at most one decryption per thread.
 pub(crate) fn decrypt_each<T: Send>(
     items: Vec<Encrypted<T>>,
     urgency: Urgency,
+    stop: &AtomicBool,
     done: impl Fn(T, Outcome) + Sync,
 ) {
     if items.is_empty() {
@@ -99,6 +102,9 @@ pub(crate) fn decrypt_each<T: Send>(
     };
     let threads = thread_budget(cores, available_memory_bytes(), kdf_bytes).min(items.len());
     let decrypt = |item: Encrypted<T>| {
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
         let password = match item.password {
             Password::Given(password) => Ok(password),
             Password::File(file) => super::source::read_password(&file)

@@ -31,6 +31,7 @@ mod source;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -251,6 +252,8 @@ pub struct Keyring {
     reload: Mutex<ReloadStatus>,
     cache_file: PathBuf,
     cache: Option<Arc<CacheWriter>>,
+    /// Set at shutdown: decryptions not started yet are skipped.
+    stopping: AtomicBool,
 }
 
 impl Keyring {
@@ -295,7 +298,15 @@ impl Keyring {
             }),
             cache_file,
             cache,
+            stopping: AtomicBool::new(false),
         }))
+    }
+
+    /// Stops starting new decryptions (start-up loading, reloads, imports), so that a shutdown waits for at
+    /// most the one decryption each thread is running.
+    pub fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// A read-only handle for the signing pipeline and the handlers.
@@ -496,6 +507,7 @@ impl Keyring {
         decrypt::decrypt_each(
             pending,
             Urgency::Startup,
+            &self.stopping,
             |(job, keystore, fingerprint), result| {
                 let admitted = result.and_then(|(secret, password)| {
                     self.admit(&job, &keystore, fingerprint, secret, password, disabled)
@@ -988,6 +1000,7 @@ impl Keyring {
         decrypt::decrypt_each(
             encrypted_from_files(read),
             Urgency::Background,
+            &self.stopping,
             |(job, keystore, fingerprint), result| {
                 let admitted = result.and_then(|(secret, password)| {
                     self.admit(&job, &keystore, fingerprint, secret, password, disabled)
@@ -1064,21 +1077,28 @@ fn decrypt_imports(
             Err(e) => lock(&results)[i] = Some(Err(format!("invalid keystore: {e}"))),
         }
     }
-    decrypt::decrypt_each(items, Urgency::Background, |(i, json, keystore), result| {
-        let key = result.map(|(secret, password)| ImportedKey {
-            public: secret.public_key(),
-            secret,
-            derivation_path: keystore.path().to_owned(),
-            // The stored file holds exactly these bytes, so the fingerprint matches at the next start.
-            cache: CacheMaterial {
-                fingerprint: cache::fingerprint(json.as_bytes()),
-                password,
-                kdf: keystore.kdf(),
-            },
-            json,
-        });
-        lock(&results)[i] = Some(key);
-    });
+    // An import is a request: the server's graceful shutdown bounds it, so it is not stopped here.
+    let never = AtomicBool::new(false);
+    decrypt::decrypt_each(
+        items,
+        Urgency::Background,
+        &never,
+        |(i, json, keystore), result| {
+            let key = result.map(|(secret, password)| ImportedKey {
+                public: secret.public_key(),
+                secret,
+                derivation_path: keystore.path().to_owned(),
+                // The stored file holds exactly these bytes, so the fingerprint matches at the next start.
+                cache: CacheMaterial {
+                    fingerprint: cache::fingerprint(json.as_bytes()),
+                    password,
+                    kdf: keystore.kdf(),
+                },
+                json,
+            });
+            lock(&results)[i] = Some(key);
+        },
+    );
     results
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
