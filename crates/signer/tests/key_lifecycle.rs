@@ -683,7 +683,7 @@ async fn a_shutdown_during_start_up_loading_starts_no_new_decryption() {
     let mut answered = vec![false; total];
     // Let one round of decryptions finish, so that loading is well under way.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while view.len() == 0 {
+    while view.is_empty() {
         answer_waiting(&mut answered);
         assert!(std::time::Instant::now() < deadline, "no key loaded");
         tokio::time::sleep(Duration::from_millis(20)).await;
