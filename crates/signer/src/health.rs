@@ -84,14 +84,10 @@ pub async fn watch_database(
     interval: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = &mut shutdown => return Ok(()),
-        }
+    crate::every(interval, shutdown, || async {
         if signer.database_faulted() {
             let _ = signer.probe_database().await;
         }
-    }
+    })
+    .await
 }

@@ -331,12 +331,7 @@ async fn prune_periodically(
     interval: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = &mut shutdown => return Ok(()),
-        }
+    every(interval, shutdown, || async {
         let started = std::time::Instant::now();
         match db.prune(keep_epochs, slots_per_epoch).await {
             Ok(()) => tracing::info!(
@@ -346,6 +341,27 @@ async fn prune_periodically(
             ),
             Err(e) => tracing::warn!("pruning the slashing database failed: {e}"),
         }
+    })
+    .await
+}
+
+/// Runs `task` every `interval` (the first time one interval after the call) until `shutdown`.
+pub(crate) async fn every<F, Fut>(
+    interval: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+    mut task: F,
+) -> std::io::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = &mut shutdown => return Ok(()),
+        }
+        task().await;
     }
 }
 

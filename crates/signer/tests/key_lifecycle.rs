@@ -379,13 +379,28 @@ async fn temporary_files_an_interrupted_import_left_are_removed_at_start() {
 
 /// Finding: no key signed until every key was decrypted, `/upcheck` answered 200 at once and `publicKeys`
 /// answered `200 []` while keys loaded, and Keymanager calls hung on a lock for the whole loading.
-#[tokio::test]
-async fn keys_sign_as_they_load_and_nothing_answers_a_partial_list() {
+/// A temp dir with empty `keys` and `passwords` directories.
+fn keystore_dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let keys_dir = dir.path().join("keys");
     let passwords = dir.path().join("passwords");
     std::fs::create_dir_all(&keys_dir).unwrap();
     std::fs::create_dir_all(&passwords).unwrap();
+    (dir, keys_dir, passwords)
+}
+
+/// A FIFO at `path`: whoever reads it waits until the test writes to it.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn keys_sign_as_they_load_and_nothing_answers_a_partial_list() {
+    let (dir, keys_dir, passwords) = keystore_dirs();
     let (ready, held) = (key(54), key(55));
     for (name, sk) in [("a", &ready), ("zz", &held)] {
         std::fs::write(
@@ -397,11 +412,7 @@ async fn keys_sign_as_they_load_and_nothing_answers_a_partial_list() {
     std::fs::write(passwords.join("a.txt"), "p").unwrap();
     // The second key's password is a FIFO: its decryption waits until the test writes to it.
     let fifo = passwords.join("zz.txt");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    mkfifo(&fifo);
     let args = common::local_args(
         &dir.path().join("data"),
         &[
@@ -621,11 +632,7 @@ async fn quick_deletions_coalesce_into_few_key_cache_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_during_start_up_loading_starts_no_new_decryption() {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let keys_dir = dir.path().join("keys");
-    let passwords = dir.path().join("passwords");
-    std::fs::create_dir_all(&keys_dir).unwrap();
-    std::fs::create_dir_all(&passwords).unwrap();
+    let (dir, keys_dir, passwords) = keystore_dirs();
     let threads = std::thread::available_parallelism().unwrap().get();
     let total = 3 * threads + 4;
     // Every password is a FIFO: a decryption waits in it until the test answers.
@@ -638,13 +645,7 @@ async fn a_shutdown_during_start_up_loading_starts_no_new_decryption() {
         )
         .unwrap();
         let fifo = passwords.join(format!("{name}.txt"));
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        mkfifo(&fifo);
         fifos.push(fifo);
     }
     let args = common::local_args(

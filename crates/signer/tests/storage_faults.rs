@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestSigner, fork_info, secret};
-use serde_json::{Value, json};
+use common::{TestSigner, attestation, free_port, secret};
+use serde_json::Value;
 
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -27,19 +27,6 @@ fn unavailable(what: &str) {
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-fn attestation(source: u64, target: u64, root_byte: u8) -> Value {
-    json!({
-        "type": "ATTESTATION",
-        "fork_info": fork_info(),
-        "attestation": {
-            "slot": (target * 32).to_string(), "index": "0",
-            "beacon_block_root": format!("0x{}", hex::encode([root_byte; 32])),
-            "source": {"epoch": source.to_string(), "root": format!("0x{}", "aa".repeat(32))},
-            "target": {"epoch": target.to_string(), "root": format!("0x{}", "bb".repeat(32))}
-        }
-    })
 }
 
 fn key_hex() -> &'static str {
@@ -329,14 +316,6 @@ impl Drop for PrivatePostgres {
         self.signal("-CONT");
         self.ctl_stop();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The real binary with JSON logs written to `log`.

@@ -246,3 +246,26 @@ pub fn block(slot: u64, state_root_byte: u8) -> Value {
         }}
     })
 }
+
+/// An ATTESTATION request (mainnet Electra) with these epochs; `root_byte` varies the signing root.
+pub fn attestation(source: u64, target: u64, root_byte: u8) -> Value {
+    serde_json::json!({
+        "type": "ATTESTATION",
+        "fork_info": fork_info(),
+        "attestation": {
+            "slot": (target * 32).to_string(), "index": "0",
+            "beacon_block_root": format!("0x{}", hex::encode([root_byte; 32])),
+            "source": {"epoch": source.to_string(), "root": format!("0x{}", "aa".repeat(32))},
+            "target": {"epoch": target.to_string(), "root": format!("0x{}", "bb".repeat(32))}
+        }
+    })
+}
+
+/// A port free on 127.0.0.1 now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
