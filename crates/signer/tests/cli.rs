@@ -313,3 +313,32 @@ fn slashing_protection_cli_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     slashing_cli_round_trip(&["--slashing-protection-db-url", &url], dir.path());
 }
+
+#[test]
+fn no_form_of_a_database_password_reaches_debug_output_or_errors() {
+    for url in [
+        "postgres://alice:s3cret-pw@127.0.0.1:1/db",
+        "postgres://alice@127.0.0.1:1/db?password=s3cret-pw&connect_timeout=1",
+        "postgresql://127.0.0.1:1/db?user=alice&password=s3cret-pw&connect_timeout=1",
+    ] {
+        let args = common::run_args(&["--slashing-protection-db-url", url]);
+        let debug = format!("{args:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("alice@127.0.0.1:1/db"), "{debug}");
+        // Nothing listens on port 1: the start-up error names the database without its password.
+        let dir = tempfile::tempdir().unwrap();
+        let out = ferrosigner(&[
+            "run",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--http-listen-port",
+            "0",
+            "--slashing-protection-db-url",
+            url,
+        ]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("alice@127.0.0.1:1/db"), "{err}");
+    }
+}
