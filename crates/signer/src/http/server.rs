@@ -41,8 +41,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// Largest request head (request line and headers) in bytes; a larger one gets `431`.
-pub const MAX_HEADER_BYTES: usize = 64 << 10;
+/// Largest request head (request line and headers) in bytes; a larger one gets `431`. Above hyper's
+/// URI limit (65,534 bytes), so that a longer URI gets its own `414`.
+pub const MAX_HEADER_BYTES: usize = 96 << 10;
 
 /// Connections answered `503` at once while the connection cap is reached; beyond these, a new
 /// connection is closed without an answer.

@@ -246,3 +246,29 @@ pub fn block(slot: u64, state_root_byte: u8) -> Value {
         }}
     })
 }
+
+/// An ATTESTATION request (Electra fork) from `source` to `target`; `root_byte` varies the signing root.
+pub fn attestation(source: u64, target: u64, root_byte: u8) -> Value {
+    serde_json::json!({
+        "type": "ATTESTATION",
+        "fork_info": fork_info(),
+        "attestation": {
+            "slot": (target * 32).to_string(), "index": "0",
+            "beacon_block_root": format!("0x{}", hex::encode([root_byte; 32])),
+            "source": {"epoch": source.to_string(), "root": format!("0x{}", "aa".repeat(32))},
+            "target": {"epoch": target.to_string(), "root": format!("0x{}", "bb".repeat(32))}
+        }
+    })
+}
+
+/// The target epochs of `pubkey`'s attestations in an EIP-3076 interchange document.
+pub fn attested_targets(interchange: &Value, pubkey: &str) -> Vec<u64> {
+    interchange["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["pubkey"] == pubkey)
+        .flat_map(|d| d["signed_attestations"].as_array().unwrap().iter())
+        .map(|a| a["target_epoch"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
