@@ -8,25 +8,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{TestSigner, block, fork_info, secret};
+use common::{TestSigner, attestation, block, secret};
 use ferrosigner_bls::SecretKey;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn key() -> SecretKey {
     secret("0x263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3")
-}
-
-fn attestation(source: u64, target: u64, root_byte: u8) -> Value {
-    json!({
-        "type": "ATTESTATION",
-        "fork_info": fork_info(),
-        "attestation": {
-            "slot": (target * 32).to_string(), "index": "0",
-            "beacon_block_root": format!("0x{}", hex::encode([root_byte; 32])),
-            "source": {"epoch": source.to_string(), "root": format!("0x{}", "aa".repeat(32))},
-            "target": {"epoch": target.to_string(), "root": format!("0x{}", "bb".repeat(32))}
-        }
-    })
 }
 
 async fn post(client: &reqwest::Client, base: &str, pubkey: &str, body: &Value) -> (u16, Value) {

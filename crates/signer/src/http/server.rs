@@ -289,7 +289,9 @@ impl Connection {
         let mut draining = false;
         loop {
             let (phase, since) = state.phase();
-            if draining && phase != Phase::Busy {
+            // Shutting down, a half-sent head is dropped; an idle connection is closed by hyper's graceful
+            // shutdown once the last response is flushed.
+            if draining && phase == Phase::ReadingHead {
                 return;
             }
             let deadline = match phase {
