@@ -260,7 +260,7 @@ async fn the_sign_route_sheds_load_beyond_its_concurrency_limit_with_503_json_an
             .client
             .post(&url)
             .header("Accept", "application/json")
-            .json(&attestation(1, 2, 1))
+            .json(&attestation(2, 3, 1))
             .send()
             .await
             .unwrap();
@@ -269,7 +269,7 @@ async fn the_sign_route_sheds_load_beyond_its_concurrency_limit_with_503_json_an
         }
         // Sent before the held request was admitted: signed.
         assert_eq!(response.status(), 200);
-        returned.push(2);
+        returned.push(3);
         assert!(Instant::now() < deadline, "never shed");
     };
     assert_eq!(shed.headers()["retry-after"], "1");
@@ -289,11 +289,14 @@ async fn the_sign_route_sheds_load_beyond_its_concurrency_limit_with_503_json_an
     let answer = held.finish().await.unwrap();
     assert_eq!(answer.status, 200, "{answer:?}");
     returned.push(5);
-    let (status, body) = signer.sign(&pk, &attestation(1, 2, 1)).await;
+    let (status, body) = signer.sign(&pk, &attestation(6, 7, 1)).await;
     assert_eq!(status, 200, "{body}");
-    returned.push(2);
+    returned.push(7);
 
     let recorded = attested_targets(&exported(&signer).await, &pk);
+    if !returned.contains(&3) {
+        assert!(!recorded.contains(&3), "a shed request left a record");
+    }
     for target in returned {
         assert!(recorded.contains(&target), "target {target} has no record");
     }

@@ -1,8 +1,9 @@
 //! The accept loop and connection handling, for plain TCP and TLS alike, with server-side limits.
 //!
 //! - **Connections**: at most [`ServerLimits::max_connections`] are served at once. A connection beyond
-//!   that gets an immediate `503` JSON answer with `Retry-After` and is closed (over TLS it is closed at
-//!   once), so a flood never makes another client hang and never exhausts the open-file limit.
+//!   that gets an immediate `503` JSON answer with `Retry-After` (over TLS after the handshake) and is
+//!   closed, so a flood never makes another client hang and never exhausts the open-file limit. At most
+//!   [`REJECTING_AT_ONCE`] such answers are under way; a connection beyond those is closed at once.
 //! - **Request head**: a connection owes its request line and headers within
 //!   [`ServerLimits::header_read_timeout`] of connecting or of sending the first byte of a request; a
 //!   slower one (slow-loris) is closed. Heads are limited to [`MAX_HEADER_BYTES`].
@@ -47,7 +48,7 @@ pub const MAX_HEADER_BYTES: usize = 96 << 10;
 
 /// Connections answered `503` at once while the connection cap is reached; beyond these, a new
 /// connection is closed without an answer.
-const REJECTING_AT_ONCE: usize = 64;
+pub const REJECTING_AT_ONCE: usize = 64;
 
 /// How long a refused connection is kept to let the client read the `503` before the socket closes.
 const REJECT_LINGER: Duration = Duration::from_secs(2);
@@ -131,12 +132,24 @@ pub async fn serve(
             }
             Err(_) => {
                 tracing::debug!(%peer, max = limits.max_connections, "connection cap reached; refusing");
-                match (&tls, rejecting.clone().try_acquire_owned()) {
-                    (None, Ok(permit)) => {
-                        connections.spawn(refuse(stream, permit));
+                let Ok(permit) = rejecting.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    match tls {
+                        None => refuse(stream).await,
+                        Some(acceptor) => {
+                            let handshake = acceptor.accept(stream);
+                            if let Ok(Ok(stream)) =
+                                tokio::time::timeout(REJECT_LINGER, handshake).await
+                            {
+                                refuse(stream).await;
+                            }
+                        }
                     }
-                    _ => drop(stream),
-                }
+                    drop(permit);
+                });
             }
         }
     }
@@ -159,7 +172,7 @@ pub async fn serve(
 }
 
 /// Answers a connection over the cap with `503` and closes it, after letting the client read the answer.
-async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let body = serde_json::json!({ "error": "too many open connections; retry later" }).to_string();
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
