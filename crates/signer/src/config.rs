@@ -177,6 +177,46 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_LARGE_REQUEST_BODY_BUDGET_BYTES", default_value_t = 256 << 20)]
     pub large_request_body_budget_bytes: usize,
 
+    /// Seconds a client has to send a request head (request line and headers), counted from connecting
+    /// or from the first byte of a request; a slower client is disconnected (slow-loris protection).
+    #[arg(long, env = "FERROSIGNER_HTTP_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_read_timeout_seconds: u64,
+
+    /// Seconds a client has to send a whole request body after its head; a slower body gets 408 and the
+    /// connection is closed.
+    #[arg(long, env = "FERROSIGNER_HTTP_BODY_READ_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_body_read_timeout_seconds: u64,
+
+    /// Seconds an idle keep-alive connection stays open. Longer than the idle timeout of validator
+    /// clients' connection pools (90 s in reqwest and Go), so that the client closes first and never
+    /// sends a request on a connection the signer is closing.
+    #[arg(long, env = "FERROSIGNER_IDLE_CONNECTION_TIMEOUT_SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_connection_timeout_seconds: u64,
+
+    /// Connections the signing API serves at once; a connection beyond gets 503 (JSON, `Retry-After`)
+    /// and is closed. Well below the usual open-file limit of 1024 (the soft limit is raised to the
+    /// hard one at start).
+    #[arg(long, env = "FERROSIGNER_HTTP_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub http_max_connections: usize,
+
+    /// Sign requests handled at once; more get 503 (JSON, `Retry-After: 1`) at once instead of
+    /// queueing.
+    #[arg(long, env = "FERROSIGNER_MAX_CONCURRENT_SIGN_REQUESTS", default_value_t = 256,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_concurrent_sign_requests: usize,
+
+    /// Seconds shutdown lets in-flight requests finish; connections still open then are dropped.
+    #[arg(
+        long,
+        env = "FERROSIGNER_SHUTDOWN_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
+    pub shutdown_timeout_seconds: u64,
+
     /// Threads that compute BLS signatures (default: one per core).
     #[arg(long, env = "FERROSIGNER_SIGNING_THREADS")]
     pub signing_threads: Option<usize>,

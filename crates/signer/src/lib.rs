@@ -52,20 +52,27 @@ pub struct Running {
     /// The Keymanager API token file, when the API is enabled.
     pub token_file: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
+    shutdown_timeout: std::time::Duration,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
     loading: JoinHandle<()>,
 }
 
 impl Running {
-    /// Stops accepting connections and key decryptions not yet started, finishes in-flight requests and
-    /// the key cache write still requested, and returns.
+    /// Stops accepting connections and key decryptions not yet started, lets in-flight requests finish for
+    /// up to `--shutdown-timeout-seconds` (then drops the connections still open, and stops any other task),
+    /// finishes the key cache write still requested, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         // Start-up loading stops after the decryptions already running.
         self.keys.stop();
         self.loading.abort();
-        for task in self.tasks {
-            let _ = task.await;
+        // The listeners bound themselves by the timeout; the margin lets them close what remains.
+        let deadline =
+            tokio::time::Instant::now() + self.shutdown_timeout + std::time::Duration::from_secs(1);
+        for mut task in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+            }
         }
         self.keys.finish().await;
     }
@@ -238,6 +245,22 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         ),
     );
 
+    let server_limits = http::ServerLimits::from_args(&args);
+    match http::server::raise_open_file_limit() {
+        Ok((before, after)) => {
+            tracing::info!(before, after, "open file limit");
+            let needed = server_limits.max_connections as u64 + 64;
+            if after < needed {
+                tracing::warn!(
+                    limit = after,
+                    max_connections = server_limits.max_connections,
+                    "the open file limit is below --http-max-connections plus room for files and \
+                     database connections; lower --http-max-connections or raise the limit"
+                );
+            }
+        }
+        Err(e) => tracing::warn!("raising the open file limit failed: {e}"),
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let listener = TcpListener::bind((args.http_listen_host, args.http_listen_port))
         .await
@@ -261,16 +284,15 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         keys.clone(),
         keymanager,
         http::BodyLimits::from_args(&args),
+        args.max_concurrent_sign_requests,
     );
-    let mut tasks = vec![match &tls {
-        Some(acceptor) => tokio::spawn(http::tls::serve(
-            listener,
-            acceptor.clone(),
-            router,
-            wait_for(shutdown_rx.clone()),
-        )),
-        None => tokio::spawn(http::serve(listener, router, wait_for(shutdown_rx.clone()))),
-    }];
+    let mut tasks = vec![tokio::spawn(http::serve(
+        listener,
+        tls.clone(),
+        router,
+        server_limits,
+        wait_for(shutdown_rx.clone()),
+    ))];
     let metrics_addr = if args.metrics_enabled {
         let listener = TcpListener::bind((args.metrics_listen_host, args.metrics_listen_port))
             .await
@@ -283,7 +305,9 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         let addr = listener.local_addr()?;
         tasks.push(tokio::spawn(http::serve(
             listener,
+            None,
             http::metrics_router(signer.clone()),
+            server_limits.for_metrics(),
             wait_for(shutdown_rx),
         )));
         Some(addr)
@@ -318,6 +342,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         keys,
         token_file: token.map(|(f, _)| f),
         shutdown,
+        shutdown_timeout: server_limits.shutdown_timeout,
         tasks,
         loading,
     })

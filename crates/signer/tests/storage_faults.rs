@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestSigner, attestation, free_port, secret};
+use common::{TestSigner, attestation, attested_targets, free_port, secret};
 use serde_json::Value;
 
 fn ci() -> bool {
@@ -31,25 +31,6 @@ fn is_root() -> bool {
 
 fn key_hex() -> &'static str {
     "0x263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3"
-}
-
-/// The attestation targets recorded for the only validator of an EIP-3076 export.
-fn recorded_targets(export: &Value) -> Vec<u64> {
-    let mut targets: Vec<u64> = export["data"]
-        .as_array()
-        .map(|d| d.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|v| {
-            v["signed_attestations"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .map(|a| a["target_epoch"].as_str().unwrap().parse().unwrap())
-        .collect();
-    targets.sort_unstable();
-    targets
 }
 
 /// A small tmpfs mounted on a temp dir until dropped.
@@ -171,10 +152,9 @@ async fn a_full_disk_answers_503_turns_health_down_records_nothing_and_recovers(
         .export_interchange(None)
         .await
         .unwrap();
-    assert_eq!(
-        recorded_targets(&serde_json::from_str(&export).unwrap()),
-        vec![1, 2]
-    );
+    let mut recorded = attested_targets(&serde_json::from_str(&export).unwrap(), &pk);
+    recorded.sort_unstable();
+    assert_eq!(recorded, vec![1, 2]);
     signer.running.shutdown().await;
 }
 
@@ -497,7 +477,7 @@ async fn a_postgres_outage_answers_503_within_the_deadline_logs_once_and_recover
     let export: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("export.json")).unwrap())
             .unwrap();
-    let recorded = recorded_targets(&export);
+    let recorded = attested_targets(&export, &secret(key_hex()).public_key().to_hex());
     for target in signed {
         assert!(recorded.contains(&target), "{target} not in {recorded:?}");
     }

@@ -4,6 +4,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use rustls::RootCertStore;
@@ -44,12 +45,12 @@ fn pki() -> Pki {
     }
 }
 
-/// GET /upcheck over TLS; `Err` if the handshake or the request fails.
-async fn upcheck(
+/// A TLS connection to the signer; `Err` if the handshake fails.
+async fn connect(
     addr: std::net::SocketAddr,
     pki: &Pki,
     with_client_cert: bool,
-) -> Result<String, String> {
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     roots
@@ -70,10 +71,19 @@ async fn upcheck(
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
-    let mut tls = connector
+    connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// GET /upcheck over TLS; `Err` if the handshake or the request fails.
+async fn upcheck(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    with_client_cert: bool,
+) -> Result<String, String> {
+    let mut tls = connect(addr, pki, with_client_cert).await?;
     tls.write_all(b"GET /upcheck HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .map_err(|e| e.to_string())?;
@@ -91,6 +101,10 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 async fn start(dir: &Path, pki: &Pki, mutual: bool) -> ferrosigner::Running {
+    start_with(dir, pki, mutual, &[]).await
+}
+
+async fn start_with(dir: &Path, pki: &Pki, mutual: bool, extra: &[&str]) -> ferrosigner::Running {
     let cert = write(dir, "server.pem", &pki.server_cert);
     let key = write(dir, "server.key", &pki.server_key);
     let ca = write(dir, "ca.pem", &pki.ca_pem);
@@ -99,6 +113,7 @@ async fn start(dir: &Path, pki: &Pki, mutual: bool) -> ferrosigner::Running {
     if mutual {
         args.extend_from_slice(&["--tls-client-ca-file", &ca]);
     }
+    args.extend_from_slice(extra);
     let running = ferrosigner::start(common::local_args(&data, &args))
         .await
         .unwrap();
@@ -141,6 +156,57 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     );
     let response = upcheck(running.http_addr, &pki, true).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_connections_have_the_header_timeout_and_the_connection_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let running = start_with(
+        dir.path(),
+        &pki,
+        false,
+        &[
+            "--http-header-read-timeout-seconds",
+            "1",
+            "--http-max-connections",
+            "1",
+        ],
+    )
+    .await;
+    let addr = running.http_addr;
+    // A client that sends half a head holds the only connection slot (it was accepted to handshake)…
+    let mut partial = connect(addr, &pki, false).await.unwrap();
+    partial
+        .write_all(b"GET /upcheck HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    // …so another client gets 503 JSON over TLS at once.
+    let refused = upcheck(addr, &pki, false).await.unwrap();
+    assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+    assert!(refused.contains("retry-after: 1"), "{refused}");
+    let (_, body) = refused.split_once("\r\n\r\n").unwrap();
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(body["error"].is_string(), "{body}");
+    // The half-sent head is closed after the header timeout, and the slot serves again.
+    let mut sink = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(30), partial.read_to_end(&mut sink)).await;
+    assert!(closed.is_ok(), "a half-sent head over TLS stayed open");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = upcheck(addr, &pki, false).await.unwrap();
+        if response.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{response}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A client that never starts the handshake is closed after the header timeout too.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(30), silent.read_to_end(&mut sink)).await;
+    assert!(closed.is_ok(), "a silent connection stayed open");
     running.shutdown().await;
 }
 

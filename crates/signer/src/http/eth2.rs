@@ -8,17 +8,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::body::{BodyLimits, LargeBodies};
+use super::limits::{admit_sign, sign_admission};
 use super::{AppState, TEXT_PLAIN, accepts_json, error, while_loading};
 use crate::signing::SignError;
 
-pub(super) fn routes(limits: BodyLimits) -> Router<AppState> {
+pub(super) fn routes(limits: BodyLimits, max_concurrent_signs: usize) -> Router<AppState> {
     let large = LargeBodies::new(limits);
+    let admission = sign_admission(max_concurrent_signs);
     Router::new()
         .route(
             "/api/v1/eth2/sign/{pubkey}",
             // The sign route reads its body itself, within `limits` and the large-body budget.
             post(move |state, path, headers, body| sign(state, path, headers, body, large.clone()))
-                .layer(DefaultBodyLimit::disable()),
+                .layer(DefaultBodyLimit::disable())
+                .layer(axum::middleware::from_fn_with_state(admission, admit_sign)),
         )
         .route("/api/v1/eth2/publicKeys", get(public_keys))
         .route("/api/v1/eth2/highWatermark", get(high_watermark))

@@ -16,6 +16,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::limits::refuse_declared_over;
 use super::{error, key_error};
 use crate::keys::Keyring;
 
@@ -36,6 +37,10 @@ pub fn routes(state: KeymanagerState) -> Router {
     Router::new()
         .route("/eth/v1/keystores", get(list).post(import).delete(delete))
         .layer(DefaultBodyLimit::max(MAX_KEYMANAGER_BODY))
+        .route_layer(middleware::from_fn_with_state(
+            MAX_KEYMANAGER_BODY,
+            refuse_declared_over,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
@@ -57,11 +62,7 @@ async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(bearer_token);
     match presented {
         None => error(
             StatusCode::UNAUTHORIZED,
@@ -72,6 +73,18 @@ async fn require_token(
         }
         Some(_) => error(StatusCode::FORBIDDEN, "invalid bearer token"),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value: the scheme is case-insensitive (RFC 9110
+/// section 11.1) and separated from the token by any run of spaces and tabs; `None` for another scheme
+/// or no token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim_matches([' ', '\t']);
+    (!token.is_empty()).then_some(token)
 }
 
 async fn list(State(state): State<KeymanagerState>) -> Response {
@@ -172,4 +185,35 @@ async fn reload(State(keys): State<Arc<Keyring>>) -> Response {
 
 async fn reload_status(State(keys): State<Arc<Keyring>>) -> Response {
     axum::Json(keys.reload_status()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_any_blank_run_separates() {
+        for value in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "bEaReR abc",
+            "Bearer\tabc",
+            "Bearer  \t abc",
+            "Bearer abc ",
+        ] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value:?}");
+        }
+        for value in [
+            "Bearer",
+            "Bearer ",
+            "Bearer \t",
+            "Basic abc",
+            "Bearerabc",
+            "Token abc",
+            "",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 }

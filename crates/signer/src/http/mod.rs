@@ -1,14 +1,18 @@
 //! HTTP: the signing API router and the metrics router, and how they are served.
 //!
 //! Every error is a JSON body `{"error": "..."}` with the right status; nothing a client sends yields a 500.
+//! Handlers build their errors with [`error`]; [`json_errors`] turns any other error response (axum's
+//! extractor rejections are `text/plain`) into JSON, and [`server`] does the same for the errors hyper
+//! writes itself.
 
 mod body;
 mod eth2;
 mod health;
 pub mod keymanager;
+mod limits;
+pub mod server;
 pub mod tls;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -16,9 +20,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::net::TcpListener;
 
 pub use self::body::BodyLimits;
+pub use self::limits::json_errors;
+pub use self::server::{ServerLimits, serve};
 use crate::keys::{KeyError, KeyView, Keyring};
 use crate::signing::Signer;
 
@@ -32,15 +37,17 @@ pub struct AppState {
 /// The signing API (eth2 signing, public keys, health, reload) plus the Keymanager API when `keymanager`
 /// is given. Bodies are limited to `limits.max_body_bytes`, except on the sign route, which reads
 /// execution payload envelopes up to `limits.max_large_body_bytes` within a memory budget
-/// ([`BodyLimits`]).
+/// ([`BodyLimits`]). At most `max_concurrent_signs` sign requests are handled at once; more get 503 with
+/// `Retry-After` at once.
 pub fn router(
     state: AppState,
     keys: Arc<Keyring>,
     keymanager: Option<keymanager::KeymanagerState>,
     limits: BodyLimits,
+    max_concurrent_signs: usize,
 ) -> Router {
     let mut router = Router::new()
-        .merge(eth2::routes(limits))
+        .merge(eth2::routes(limits, max_concurrent_signs))
         .merge(health::routes())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(state)
@@ -56,41 +63,29 @@ pub fn router(
                 "method not allowed on this route",
             )
         })
+        .layer(axum::middleware::map_response(json_errors))
 }
 
 /// The metrics listener's router: `GET /metrics`.
 pub fn metrics_router(signer: Arc<Signer>) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let signer = signer.clone();
-            async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    signer.metrics().encode(),
-                )
-            }
-        }),
-    )
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Responses are small and latency matters more than packet count.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let signer = signer.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        signer.metrics().encode(),
+                    )
+                }
+            }),
+        )
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::map_response(json_errors))
 }
 
 /// A JSON error response `{"error": message}`.

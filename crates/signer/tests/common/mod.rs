@@ -247,7 +247,7 @@ pub fn block(slot: u64, state_root_byte: u8) -> Value {
     })
 }
 
-/// An ATTESTATION request (mainnet Electra) with these epochs; `root_byte` varies the signing root.
+/// An ATTESTATION request (mainnet Electra) from `source` to `target`; `root_byte` varies the signing root.
 pub fn attestation(source: u64, target: u64, root_byte: u8) -> Value {
     serde_json::json!({
         "type": "ATTESTATION",
@@ -268,4 +268,16 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The target epochs of `pubkey`'s attestations in an EIP-3076 interchange document.
+pub fn attested_targets(interchange: &Value, pubkey: &str) -> Vec<u64> {
+    interchange["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["pubkey"] == pubkey)
+        .flat_map(|d| d["signed_attestations"].as_array().unwrap().iter())
+        .map(|a| a["target_epoch"].as_str().unwrap().parse().unwrap())
+        .collect()
 }
