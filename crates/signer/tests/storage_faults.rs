@@ -482,3 +482,45 @@ async fn a_postgres_outage_answers_503_within_the_deadline_logs_once_and_recover
         assert!(recorded.contains(&target), "{target} not in {recorded:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_hung_up_while_the_database_was_busy_is_neither_recorded_nor_signed()
+{
+    use tokio::io::AsyncWriteExt;
+    let signer = TestSigner::start(
+        &[secret(key_hex())],
+        &["--slashing-protection-db-timeout-ms", "20000"],
+    )
+    .await;
+    let pk = secret(key_hex()).public_key().to_hex();
+    assert_eq!(signer.sign(&pk, &attestation(0, 1, 1)).await.0, 200);
+    // Another process holds the database's write lock: the signer's check waits for it.
+    let db_file = signer.dir.path().join("data/slashing-protection.sqlite");
+    let lock = rusqlite::Connection::open(&db_file).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = attestation(1, 2, 1).to_string();
+    let mut stream = tokio::net::TcpStream::connect(signer.running.http_addr)
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /api/v1/eth2/sign/{pk} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The client gives up.
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    // Target 2 was never recorded: another attestation for it is not a double vote.
+    let (status, body) = signer.sign(&pk, &attestation(1, 2, 2)).await;
+    assert_eq!(status, 200, "{body}");
+    signer.running.shutdown().await;
+}
