@@ -1,10 +1,11 @@
 //! The slashing-protection rules as pure functions.
 //!
 //! Both storage backends gather a few *facts* about one validator's history (its low watermarks,
-//! the record at the same slot or target, whether a surrounding or surrounded vote exists) and
-//! the decision is taken here, in one place, without I/O. The PostgreSQL backend restates the same
-//! decision order in its server-side function (see `sql/postgres_v1.sql`); the property tests
-//! check both backends against [`History`], a brute-force model that derives the facts by scanning
+//! the global high watermark, the record at the same slot or target, the surrounding or
+//! surrounded vote if one exists) and the decision is taken here, in one place, without I/O. The
+//! PostgreSQL backend restates the same decision order in its server-side functions (see
+//! `sql/postgres_v2.sql` in `ferrosigner-slashing`); the property tests check both backends,
+//! evidence included, against [`History`], a brute-force model that derives the facts by scanning
 //! the whole history.
 //!
 //! Decision order for a block at `slot`:
