@@ -156,7 +156,8 @@ async fn slashing_protection_off_is_explicit() {
     signer.running.shutdown().await;
 }
 
-/// The real binary, started on a free port; returns the child and its base URL.
+/// The real binary, started on a free port, its log (stderr) appended to `<data_dir>.log`; returns
+/// the child and its base URL.
 fn spawn_binary(
     data_dir: &Path,
     keys: &Path,
@@ -180,9 +181,21 @@ fn spawn_binary(
         .arg(password_file)
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log_file(data_dir));
     let child = cmd.spawn().unwrap();
     (child, format!("http://127.0.0.1:{port}"))
+}
+
+fn log_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.with_extension("log")
+}
+
+fn log_file(data_dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(data_dir))
+        .unwrap()
 }
 
 fn free_port() -> u16 {
@@ -612,6 +625,21 @@ async fn cut_over_with_export_import_and_high_watermark() {
     assert_eq!(body["reason"], "double_block_proposal", "{body}");
     // A still refuses after B signed there.
     assert_eq!(post(&client, &base_a, &pk, &block(11, 2)).await.0, 412);
+    // The refusals are logged with their reason and evidence.
+    let log = std::fs::read_to_string(log_path(&data_a)).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("reason=\"high_watermark\"")
+            && l.contains("high watermark (epoch 3, slot 11)")),
+        "{log}"
+    );
+    let log = std::fs::read_to_string(log_path(&data_b)).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("double_block_proposal")
+            && l.contains("at slot 11")),
+        "{log}"
+    );
     b.kill().unwrap();
     b.wait().unwrap();
     a.kill().unwrap();
