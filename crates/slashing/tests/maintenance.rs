@@ -191,3 +191,96 @@ async fn sqlite_check_is_served_between_prune_chunks() {
         );
     }
 }
+
+/// PostgreSQL prunes chunk by chunk, each chunk committed (and its validators' locks released)
+/// before the next: while the prune waits for the last validator's lock, the first validator is
+/// already pruned, visibly, and a check for it is answered. A prune holding every validator until
+/// one commit would keep that check waiting until the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_prune_commits_each_chunk_before_the_next() {
+    let Some(t) = fresh(common::Backend::Postgres).await else {
+        return;
+    };
+    let db = t.db.clone();
+    const VALIDATORS: u64 = 6;
+    for i in 0..VALIDATORS {
+        for slot in 1..=3 {
+            assert_eq!(
+                db.check_block(GVR, &pk(i), slot, root(1)).await,
+                Ok(Safe::Inserted)
+            );
+        }
+    }
+    let (client, conn) = tokio_postgres::connect(&t.location, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    // The prune goes in pubkey order: hold the last validator's advisory lock (class 'FSLP').
+    let last: i32 = client
+        .query_one(
+            "SELECT id FROM validators ORDER BY pubkey DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("last")
+        .get(0);
+    client
+        .execute("SELECT pg_advisory_lock(1179862864, $1)", &[&last])
+        .await
+        .expect("lock");
+    let prune = tokio::spawn({
+        let db = db.clone();
+        async move { db.prune_chunked(0, 32, 1).await }
+    });
+    // Every validator but the last gets pruned and committed while the prune waits (generous
+    // deadline; the count is what is asserted).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pruned: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM validators WHERE block_slot_wm IS NOT NULL",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        if pruned == VALIDATORS as i64 - 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {pruned} validators pruned while the prune waits for the last one"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!prune.is_finished(), "the prune did not wait for the lock");
+    // A check for an already pruned validator is answered while the prune still waits.
+    let first = pk(0);
+    let check = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        db.check_block(GVR, &first, 3, root(2)),
+    )
+    .await
+    .expect("the check waited for the prune");
+    assert_eq!(
+        check,
+        Err(Error::Refused(Refusal::BlockSlotBelowWatermark {
+            watermark: 3
+        }))
+    );
+    assert!(!prune.is_finished(), "the prune did not wait for the lock");
+    client
+        .execute("SELECT pg_advisory_unlock(1179862864, $1)", &[&last])
+        .await
+        .expect("unlock");
+    prune.await.expect("task").expect("prune");
+    let pruned: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM validators WHERE block_slot_wm IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(pruned, VALIDATORS as i64);
+}
