@@ -192,6 +192,18 @@ async fn sqlite_check_is_served_between_prune_chunks() {
     }
 }
 
+/// How many validators have a block low watermark (were pruned).
+async fn pruned_validators(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT COUNT(*) FROM validators WHERE block_slot_wm IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
 /// PostgreSQL prunes chunk by chunk, each chunk committed (and its validators' locks released)
 /// before the next: while the prune waits for the last validator's lock, the first validator is
 /// already pruned, visibly, and a check for it is answered. A prune holding every validator until
@@ -236,14 +248,7 @@ async fn postgres_prune_commits_each_chunk_before_the_next() {
     // deadline; the count is what is asserted).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let pruned: i64 = client
-            .query_one(
-                "SELECT COUNT(*) FROM validators WHERE block_slot_wm IS NOT NULL",
-                &[],
-            )
-            .await
-            .expect("count")
-            .get(0);
+        let pruned = pruned_validators(&client).await;
         if pruned == VALIDATORS as i64 - 1 {
             break;
         }
@@ -274,13 +279,6 @@ async fn postgres_prune_commits_each_chunk_before_the_next() {
         .await
         .expect("unlock");
     prune.await.expect("task").expect("prune");
-    let pruned: i64 = client
-        .query_one(
-            "SELECT COUNT(*) FROM validators WHERE block_slot_wm IS NOT NULL",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let pruned = pruned_validators(&client).await;
     assert_eq!(pruned, VALIDATORS as i64);
 }
