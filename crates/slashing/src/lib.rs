@@ -301,9 +301,11 @@ impl SlashingDb {
         }
     }
 
-    /// Sets (or replaces) the global high watermark: from the moment it commits, every block at a
-    /// slot `>= hw.slot` and every attestation with a source or target `>= hw.epoch` is refused
-    /// ([`Refusal::HighWatermark`]) for every validator, until it is removed. It may be lower
+    /// Sets (or replaces) the global high watermark: every check that starts after it commits
+    /// refuses a block at a slot `>= hw.slot` and an attestation with a source or target
+    /// `>= hw.epoch` ([`Refusal::HighWatermark`]) for every validator, until it is removed. (A
+    /// check already running when it commits may still be decided without it; the offline
+    /// command runs while the signer is stopped.) It may be lower
     /// than some validator's low watermark (that validator then may sign nothing); see
     /// [`watermarks`].
     pub async fn set_high_watermark(&self, hw: HighWatermark) -> Result<(), Error> {

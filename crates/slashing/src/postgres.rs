@@ -79,16 +79,16 @@ fn root_from_db(v: Option<Vec<u8>>) -> Result<StoredRoot, Error> {
 /// evidence.
 fn verdict(row: &tokio_postgres::Row) -> Result<Safe, Error> {
     let code: i16 = row.try_get(0).map_err(pg_err)?;
-    let a: Option<i64> = row.try_get(1).map_err(pg_err)?;
-    let b: Option<i64> = row.try_get(2).map_err(pg_err)?;
+    let raw_a: Option<i64> = row.try_get(1).map_err(pg_err)?;
+    let raw_b: Option<i64> = row.try_get(2).map_err(pg_err)?;
     let signing_root = root_from_db(row.try_get(3).map_err(pg_err)?)?;
     let missing = || {
         Error::Database(format!(
             "check function returned code {code} without its evidence"
         ))
     };
-    let a = || opt_u64(a)?.ok_or_else(missing);
-    let b = || opt_u64(b)?.ok_or_else(missing);
+    let a = || opt_u64(raw_a)?.ok_or_else(missing);
+    let b = || opt_u64(raw_b)?.ok_or_else(missing);
     let attestation = || -> Result<AttestationRecord, Error> {
         Ok(AttestationRecord {
             source: a()?,

@@ -636,8 +636,7 @@ fn validator_ids(conn: &Connection) -> Result<Vec<i64>, Error> {
     rows.collect::<Result<_, _>>().map_err(db_err)
 }
 
-/// Prunes the given validators (one chunk of a prune), each in its own savepoint-free part of
-/// the caller's transaction.
+/// Prunes the given validators (one chunk of a prune) in the writer's current transaction.
 fn prune_tx(
     conn: &Connection,
     ids: &[i64],
