@@ -250,6 +250,11 @@ pub enum SlashingCommand {
     Export(SlashingFileArgs),
     /// Delete history older than the last N epochs while keeping protection (watermarks).
     Prune(PruneArgs),
+    /// Set the global high watermark: from now on no key signs a block at or above the slot, or
+    /// an attestation whose source or target is at or above the epoch (for moving keys away).
+    SetHighWatermark(HighWatermarkArgs),
+    /// Remove the global high watermark.
+    RemoveHighWatermark(SlashingDbOnlyArgs),
 }
 
 /// Where the slashing database is, for the offline tools.
@@ -287,6 +292,28 @@ pub struct PruneArgs {
     /// Epochs of history to keep.
     #[arg(long, default_value_t = 250)]
     pub epochs_to_keep: u64,
+    /// Database location.
+    #[command(flatten)]
+    pub db: SlashingDbArgs,
+}
+
+/// Arguments of `set-high-watermark`.
+#[derive(Debug, Clone, Args)]
+pub struct HighWatermarkArgs {
+    /// Attestations with a source or target epoch at or above this are refused.
+    #[arg(long)]
+    pub epoch: u64,
+    /// Blocks at or above this slot are refused.
+    #[arg(long)]
+    pub slot: u64,
+    /// Database location.
+    #[command(flatten)]
+    pub db: SlashingDbArgs,
+}
+
+/// Arguments of a command that needs only the database location.
+#[derive(Debug, Clone, Args)]
+pub struct SlashingDbOnlyArgs {
     /// Database location.
     #[command(flatten)]
     pub db: SlashingDbArgs,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use ferrosigner::config::{Cli, Command, GenerateArgs, KdfChoice, LogFormat, SlashingCommand};
-use ferrosigner_slashing::SlashingDb;
+use ferrosigner_slashing::{HighWatermark, SlashingDb};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -120,6 +120,28 @@ async fn slashing_protection(cmd: SlashingCommand) -> anyhow::Result<()> {
                 "pruned history older than the last {} epochs",
                 args.epochs_to_keep
             );
+        }
+        SlashingCommand::SetHighWatermark(args) => {
+            let db = open_db(&args.db).await?;
+            let hw = HighWatermark {
+                epoch: args.epoch,
+                slot: args.slot,
+            };
+            db.set_high_watermark(hw).await?;
+            println!(
+                "high watermark set: epoch {}, slot {}; nothing at or above it will be signed",
+                hw.epoch, hw.slot
+            );
+        }
+        SlashingCommand::RemoveHighWatermark(args) => {
+            let db = open_db(&args.db).await?;
+            match db.remove_high_watermark().await? {
+                Some(hw) => println!(
+                    "high watermark removed (it was epoch {}, slot {})",
+                    hw.epoch, hw.slot
+                ),
+                None => println!("no high watermark was set"),
+            }
         }
     }
     Ok(())

@@ -22,6 +22,14 @@ pub struct RequestLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of a refused signing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// The refusal reason's stable label (`double_vote`, `high_watermark`, …; see
+    /// `ferrosigner_slashing::RefusalReason::label`).
+    pub reason: &'static str,
+}
+
 /// Labels of a timed operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
@@ -45,8 +53,8 @@ pub struct Metrics {
     pub slashing_db_duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
     /// Slashing checks that allowed signing.
     pub slashing_permitted: Counter,
-    /// Slashing checks that refused signing.
-    pub slashing_prevented: Counter,
+    /// Slashing checks that refused signing, by reason.
+    pub slashing_prevented: Family<RefusalLabels, Counter>,
     /// Keys currently able to sign.
     pub keys_loaded: Gauge,
     /// Keystores found by the current or last key loading.
@@ -99,10 +107,10 @@ impl Metrics {
             "Signings the slashing protection allowed",
             slashing_permitted.clone(),
         );
-        let slashing_prevented = Counter::default();
+        let slashing_prevented = Family::<RefusalLabels, Counter>::default();
         registry.register(
             "eth2_slashingprotection_prevented_signings",
-            "Signings the slashing protection refused",
+            "Signings the slashing protection refused, by reason",
             slashing_prevented.clone(),
         );
         let keys_loaded = Gauge::default();

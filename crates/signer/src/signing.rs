@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use ferrosigner_bls::{PUBLIC_KEY_LEN, Signature, decode_hex_array};
 use ferrosigner_consensus::{Network, Prepared, SlashingSubject};
-use ferrosigner_slashing::SlashingDb;
+use ferrosigner_slashing::{Refusal, SlashingDb};
 
 use crate::faults::FaultLog;
 use crate::keys::KeyView;
-use crate::metrics::{Metrics, OperationLabels};
+use crate::metrics::{Metrics, OperationLabels, RefusalLabels};
 use crate::pool::{PoolError, SignPool};
 
 /// How long a slashing check waits for the database by default.
@@ -37,9 +37,9 @@ pub enum SignError {
     /// Keys are still loading and this one is not among those loaded so far (503).
     #[error("keys are still loading")]
     NotReady,
-    /// Slashing protection refused (412).
+    /// Slashing protection refused (412), with the reason and the conflicting record or watermark.
     #[error("slashing protection refused: {0}")]
-    Refused(String),
+    Refused(Refusal),
     /// The request cannot be served now (503); nothing was signed.
     #[error("{0}")]
     Unavailable(#[from] Unavailable),
@@ -336,9 +336,13 @@ impl Signer {
                 Ok(())
             }
             Ok(Err(ferrosigner_slashing::Error::Refused(refusal))) => {
-                self.metrics.slashing_prevented.inc();
-                tracing::warn!(pubkey = %format!("0x{}", hex::encode(pubkey)), %refusal, "slashing protection refused a {operation}");
-                Err(SignError::Refused(refusal.to_string()))
+                let reason = refusal.reason().label();
+                self.metrics
+                    .slashing_prevented
+                    .get_or_create(&RefusalLabels { reason })
+                    .inc();
+                tracing::warn!(pubkey = %format!("0x{}", hex::encode(pubkey)), reason, %refusal, "slashing protection refused a {operation}");
+                Err(SignError::Refused(refusal))
             }
             Ok(Err(e @ ferrosigner_slashing::Error::ValueOutOfRange { .. })) => {
                 Err(SignError::BadRequest(e.to_string()))

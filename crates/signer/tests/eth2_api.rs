@@ -315,16 +315,7 @@ async fn public_keys_upcheck_healthcheck_and_metrics() {
 
     let (pubkey, request) = randao();
     assert_eq!(signer.sign(&pubkey, &request).await.0, 200);
-    let metrics_url = format!("http://{}/metrics", signer.running.metrics_addr.unwrap());
-    let text = signer
-        .client
-        .get(metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = signer.metrics_text().await;
     assert!(
         text.contains(
             "ferrosigner_sign_requests_total{type=\"RANDAO_REVEAL\",outcome=\"signed\"} 1"

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{TestSigner, attestation, block, free_port, secret};
 use ferrosigner_bls::SecretKey;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn key() -> SecretKey {
     secret("0x263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3")
@@ -143,7 +143,8 @@ async fn slashing_protection_off_is_explicit() {
     signer.running.shutdown().await;
 }
 
-/// The real binary, started on a free port; returns the child and its base URL.
+/// The real binary, started on a free port, its log (stderr) appended to `<data_dir>.log`; returns
+/// the child and its base URL.
 fn spawn_binary(
     data_dir: &Path,
     keys: &Path,
@@ -167,9 +168,21 @@ fn spawn_binary(
         .arg(password_file)
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log_file(data_dir));
     let child = cmd.spawn().unwrap();
     (child, format!("http://127.0.0.1:{port}"))
+}
+
+fn log_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.with_extension("log")
+}
+
+fn log_file(data_dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(data_dir))
+        .unwrap()
 }
 
 async fn wait_up(client: &reqwest::Client, base: &str) {
@@ -358,4 +371,261 @@ async fn periodic_pruning_drops_old_rows_and_keeps_protection() {
     assert_eq!(signer.sign(&pk, &attestation(10, 15, 1)).await.0, 412);
     assert_eq!(signer.sign(&pk, &attestation(30, 31, 1)).await.0, 200);
     signer.running.shutdown().await;
+}
+
+/// A 412 names its reason and the conflicting record or watermark, and the refusal metric counts
+/// by reason.
+#[tokio::test]
+async fn refusal_body_names_reason_and_conflict_and_metric_counts_by_reason() {
+    let signer = TestSigner::start(&[key()], &[]).await;
+    let pk = key().public_key().to_hex();
+    assert_eq!(signer.sign(&pk, &block(10, 1)).await.0, 200);
+    let (status, body) = signer.sign(&pk, &block(10, 2)).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["reason"], "double_block_proposal", "{body}");
+    assert_eq!(body["conflict"]["kind"], "block", "{body}");
+    assert_eq!(body["conflict"]["slot"], "10", "{body}");
+    let root = body["conflict"]["signing_root"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(root.starts_with("0x") && root.len() == 66, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("slashing protection refused: "),
+        "{body}"
+    );
+    assert!(
+        message.contains(root) && message.contains("slot 10"),
+        "{body}"
+    );
+
+    assert_eq!(signer.sign(&pk, &attestation(3, 5, 1)).await.0, 200);
+    let (status, body) = signer.sign(&pk, &attestation(3, 5, 2)).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["reason"], "double_vote", "{body}");
+    assert_eq!(body["conflict"]["kind"], "attestation", "{body}");
+    assert_eq!(body["conflict"]["source_epoch"], "3", "{body}");
+    assert_eq!(body["conflict"]["target_epoch"], "5", "{body}");
+    let (status, body) = signer.sign(&pk, &attestation(2, 6, 2)).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["reason"], "surrounding_vote", "{body}");
+    assert_eq!(body["conflict"]["target_epoch"], "5", "{body}");
+    let (status, body) = signer.sign(&pk, &attestation(6, 5, 2)).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["reason"], "source_exceeds_target", "{body}");
+    assert_eq!(body["conflict"], Value::Null, "{body}");
+    assert_eq!(signer.sign(&pk, &attestation(3, 5, 3)).await.0, 412);
+
+    let text = signer.metrics_text().await;
+    for line in [
+        "eth2_slashingprotection_prevented_signings_total{reason=\"double_block_proposal\"} 1",
+        "eth2_slashingprotection_prevented_signings_total{reason=\"double_vote\"} 2",
+        "eth2_slashingprotection_prevented_signings_total{reason=\"surrounding_vote\"} 1",
+        "eth2_slashingprotection_prevented_signings_total{reason=\"source_exceeds_target\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+    signer.running.shutdown().await;
+}
+
+/// `GET /api/v1/eth2/highWatermark`: `{}` when none is set, the watermark as decimal strings when
+/// one is, and 503 JSON when the database cannot answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn high_watermark_endpoint_reports_it_and_answers_503_when_the_database_is_down() {
+    let Some(url) = common::fresh_postgres_db().await else {
+        return;
+    };
+    let signer = TestSigner::start(&[key()], &["--slashing-protection-db-url", &url]).await;
+    let get = || async {
+        let r = signer
+            .client
+            .get(signer.url("/api/v1/eth2/highWatermark"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(get().await, (200, json!({})));
+    let db = ferrosigner_slashing::SlashingDb::open(&url).await.unwrap();
+    db.set_high_watermark(ferrosigner_slashing::HighWatermark {
+        epoch: 7,
+        slot: 224,
+    })
+    .await
+    .unwrap();
+    assert_eq!(get().await, (200, json!({"epoch": "7", "slot": "224"})));
+    let pk = key().public_key().to_hex();
+    let (status, body) = signer.sign(&pk, &block(224, 1)).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["reason"], "high_watermark", "{body}");
+    assert_eq!(
+        body["conflict"],
+        json!({"kind": "high_watermark", "epoch": "7", "slot": "224"})
+    );
+    assert_eq!(signer.sign(&pk, &block(223, 1)).await.0, 200);
+
+    // The database stops accepting connections and its sessions are ended.
+    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let admin = std::env::var("FERROSIGNER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    let (status, body) = get().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    client
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    assert_eq!(get().await, (200, json!({"epoch": "7", "slot": "224"})));
+    signer.running.shutdown().await;
+}
+
+/// Runs `ferrosigner slashing-protection <args>` and returns its stdout; fails on a non-zero exit.
+fn slashing_cli(args: &[&str], data: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrosigner"))
+        .arg("slashing-protection")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Moving a key from signer A to signer B through the real binary and CLI: A signs; A stops; its
+/// history is exported and a high watermark set on its database; B imports the export; A starts
+/// again and refuses everything at or above the watermark, B signs above it and refuses what A
+/// signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_over_with_export_import_and_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let password_file = common::write_keystores(&keys, &[key()], "pw");
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let client = reqwest::Client::new();
+    let pk = key().public_key().to_hex();
+
+    let (mut a, base_a) = spawn_binary(&data_a, &keys, &password_file, &[]);
+    wait_up(&client, &base_a).await;
+    for slot in [8, 10] {
+        assert_eq!(post(&client, &base_a, &pk, &block(slot, 1)).await.0, 200);
+    }
+    for (s, t) in [(0, 1), (1, 2)] {
+        assert_eq!(
+            post(&client, &base_a, &pk, &attestation(s, t, 1)).await.0,
+            200
+        );
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+
+    let export = dir.path().join("export.json");
+    slashing_cli(&["export", export.to_str().unwrap()], &data_a);
+    let out = slashing_cli(
+        &["set-high-watermark", "--epoch", "3", "--slot", "11"],
+        &data_a,
+    );
+    assert!(out.contains("epoch 3, slot 11"), "{out}");
+    let out = slashing_cli(&["import", export.to_str().unwrap()], &data_b);
+    assert!(out.contains("imported"), "{out}");
+
+    let (mut b, base_b) = spawn_binary(&data_b, &keys, &password_file, &[]);
+    let (mut a, base_a) = spawn_binary(&data_a, &keys, &password_file, &[]);
+    wait_up(&client, &base_b).await;
+    wait_up(&client, &base_a).await;
+    let hw = |base: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("{base}/api/v1/eth2/highWatermark"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        hw(base_a.clone()).await,
+        json!({"epoch": "3", "slot": "11"})
+    );
+    assert_eq!(hw(base_b.clone()).await, json!({}));
+
+    // A refuses everything at or above the watermark, with the watermark as evidence.
+    let at_hw = json!({"kind": "high_watermark", "epoch": "3", "slot": "11"});
+    for request in [
+        block(11, 2),
+        block(12, 2),
+        attestation(2, 3, 2),
+        attestation(3, 4, 2),
+    ] {
+        let (status, body) = post(&client, &base_a, &pk, &request).await;
+        assert_eq!(status, 412, "{body}");
+        assert_eq!(body["reason"], "high_watermark", "{body}");
+        assert_eq!(body["conflict"], at_hw, "{body}");
+    }
+    // B refuses what A signed (its imported history is the low watermark) and signs above it.
+    let (status, body) = post(&client, &base_b, &pk, &block(10, 2)).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["reason"], "block_slot_below_watermark", "{body}");
+    assert_eq!(
+        body["conflict"],
+        json!({"kind": "low_watermark", "slot": "10"})
+    );
+    let (status, body) = post(&client, &base_b, &pk, &attestation(1, 2, 2)).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["reason"], "target_below_watermark", "{body}");
+    assert_eq!(post(&client, &base_b, &pk, &block(11, 2)).await.0, 200);
+    assert_eq!(
+        post(&client, &base_b, &pk, &attestation(2, 3, 2)).await.0,
+        200
+    );
+    let (status, body) = post(&client, &base_b, &pk, &block(11, 3)).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["reason"], "double_block_proposal", "{body}");
+    // A still refuses after B signed there.
+    assert_eq!(post(&client, &base_a, &pk, &block(11, 2)).await.0, 412);
+    // The refusals are logged with their reason and evidence.
+    let log = std::fs::read_to_string(log_path(&data_a)).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("reason=\"high_watermark\"")
+            && l.contains("high watermark (epoch 3, slot 11)")),
+        "{log}"
+    );
+    let log = std::fs::read_to_string(log_path(&data_b)).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("double_block_proposal")
+            && l.contains("at slot 11")),
+        "{log}"
+    );
+    b.kill().unwrap();
+    b.wait().unwrap();
+    a.kill().unwrap();
+    a.wait().unwrap();
+
+    let out = slashing_cli(&["remove-high-watermark"], &data_a);
+    assert!(out.contains("it was epoch 3, slot 11"), "{out}");
+    let out = slashing_cli(&["remove-high-watermark"], &data_a);
+    assert!(out.contains("no high watermark"), "{out}");
 }

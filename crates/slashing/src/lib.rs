@@ -1,21 +1,24 @@
-//! EIP-3076 slashing protection for ferrosigner.
+//! EIP-3076 slashing protection for ferrosigner: the two stores.
 //!
 //! How the parts connect:
-//! - [`rules`] holds the slashing rules as pure functions over a few per-validator facts, plus a
-//!   brute-force in-memory model ([`rules::History`]) that tests use as the oracle.
-//! - [`interchange`] parses, validates, merges and writes EIP-3076 v5 interchange documents.
+//! - The rules, refusals with evidence, watermark arithmetic and the interchange format live in
+//!   the pure crate `ferrosigner-slashing-rules` (no I/O); this crate re-exports what callers use
+//!   ([`rules`], [`interchange`], [`watermarks`], [`Refusal`], [`RefusalReason`], [`Safe`], …).
+//!   Each store gathers a few facts with queries and lets the rules decide (PostgreSQL restates
+//!   the same decision order in its server-side functions); the property tests check both
+//!   stores, evidence included, against the brute-force model [`rules::History`].
 //! - [`SlashingDb`] is the handle the signer uses. It dispatches to one of two stores:
 //!   * SQLite (default, a file): one writer thread owns the connection and *group-commits*: it
 //!     drains every pending request, decides each in order inside one transaction (each in its own
 //!     savepoint), commits once (WAL, `synchronous=FULL`), and only then answers every request.
 //!   * PostgreSQL (`postgres://…`): the schema is created/migrated at open; every check is one
 //!     round trip to a server-side plpgsql function that takes a per-validator advisory
-//!     transaction lock, decides, inserts and returns the verdict, so several signer processes
-//!     sharing one database never both sign conflicting messages.
+//!     transaction lock, decides, inserts and returns the verdict with its evidence, so several
+//!     signer processes sharing one database never both sign conflicting messages.
 //!
 //! Every check is atomic check-and-record: `Ok` means the record is committed durably, so the
-//! caller may sign. A refusal is [`Error::Refused`]; a store that cannot answer is
-//! [`Error::Unavailable`] (never a verdict of "safe").
+//! caller may sign. A refusal is [`Error::Refused`] with the conflicting record or watermark; a
+//! store that cannot answer is [`Error::Unavailable`] (never a verdict of "safe").
 //!
 //! Value range: slots and epochs are stored as signed 64-bit integers on both backends, so values
 //! of 2^63 or more are refused consistently ([`Error::ValueOutOfRange`] for checks,
@@ -24,116 +27,28 @@
 //! Watermarks: imports and pruning raise per-validator low watermarks (block slot, attestation
 //! source and target); anything at or below them is refused. Import also keeps every imported
 //! record, so export returns the complete stored history (plus one synthetic record carrying a
-//! watermark when pruned rows no longer cover it).
+//! watermark when pruned rows no longer cover it). An operator may also set one global high
+//! watermark ([`SlashingDb::set_high_watermark`]): nothing at or above it is signed, for any key.
+//!
+//! Pruning works in chunks of validators ([`DEFAULT_PRUNE_CHUNK`]), each chunk its own
+//! transaction (on SQLite its own writer job), so a check waits for at most one chunk.
 #![warn(missing_docs)]
 
-pub mod interchange;
 mod postgres;
-pub mod rules;
 mod sqlite;
 mod stored;
 
 use std::fmt;
 
+pub use ferrosigner_slashing_rules::{
+    HighWatermark, MAX_STORED_VALUE, Pubkey, Refusal, RefusalReason, Root, Safe, Watermarks,
+    interchange, rules, watermarks,
+};
 pub use interchange::{ImportSummary, Interchange};
 pub use sqlite::QUEUE_CAPACITY as SQLITE_QUEUE_CAPACITY;
 
-/// A compressed BLS public key.
-pub type Pubkey = [u8; 48];
-/// A 32-byte root (signing root, genesis validators root).
-pub type Root = [u8; 32];
-
-/// The largest slot or epoch either store accepts (2^63 − 1).
-pub const MAX_STORED_VALUE: u64 = i64::MAX as u64;
-
-/// Why a message was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Refusal {
-    /// A different block was already signed at this slot.
-    DoubleBlockProposal,
-    /// The slot is at or below the validator's block low watermark.
-    BlockSlotBelowWatermark,
-    /// The attestation's source epoch is greater than its target epoch.
-    SourceExceedsTarget,
-    /// A different attestation was already signed for this target epoch.
-    DoubleVote,
-    /// The new attestation surrounds one already signed.
-    SurroundingVote,
-    /// The new attestation is surrounded by one already signed.
-    SurroundedVote,
-    /// The source epoch is below the validator's source low watermark.
-    SourceBelowWatermark,
-    /// The target epoch is at or below the validator's target low watermark.
-    TargetBelowWatermark,
-    /// The request is for another chain than the one this database protects.
-    WrongGenesisValidatorsRoot,
-    /// The validator was disabled (deleted through the Keymanager API).
-    ValidatorDisabled,
-}
-
-impl Refusal {
-    /// All refusals, in code order.
-    pub const ALL: [Refusal; 10] = [
-        Refusal::DoubleBlockProposal,
-        Refusal::BlockSlotBelowWatermark,
-        Refusal::SourceExceedsTarget,
-        Refusal::DoubleVote,
-        Refusal::SurroundingVote,
-        Refusal::SurroundedVote,
-        Refusal::SourceBelowWatermark,
-        Refusal::TargetBelowWatermark,
-        Refusal::WrongGenesisValidatorsRoot,
-        Refusal::ValidatorDisabled,
-    ];
-
-    /// The numeric code used by the PostgreSQL check functions (10 + position in [`Self::ALL`]).
-    pub fn code(self) -> i16 {
-        match self {
-            Refusal::DoubleBlockProposal => 10,
-            Refusal::BlockSlotBelowWatermark => 11,
-            Refusal::SourceExceedsTarget => 12,
-            Refusal::DoubleVote => 13,
-            Refusal::SurroundingVote => 14,
-            Refusal::SurroundedVote => 15,
-            Refusal::SourceBelowWatermark => 16,
-            Refusal::TargetBelowWatermark => 17,
-            Refusal::WrongGenesisValidatorsRoot => 18,
-            Refusal::ValidatorDisabled => 19,
-        }
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Refusal::DoubleBlockProposal => "a different block was already signed at this slot (double proposal)",
-            Refusal::BlockSlotBelowWatermark => {
-                "the block slot is at or below the lowest slot this validator may still sign (low watermark)"
-            }
-            Refusal::SourceExceedsTarget => "the attestation source epoch is greater than its target epoch",
-            Refusal::DoubleVote => "a different attestation was already signed for this target epoch (double vote)",
-            Refusal::SurroundingVote => "the attestation would surround an attestation already signed",
-            Refusal::SurroundedVote => "the attestation would be surrounded by an attestation already signed",
-            Refusal::SourceBelowWatermark => "the attestation source epoch is below this validator's low watermark",
-            Refusal::TargetBelowWatermark => {
-                "the attestation target epoch is at or below this validator's low watermark"
-            }
-            Refusal::WrongGenesisValidatorsRoot => {
-                "the genesis validators root differs from the one this slashing database protects"
-            }
-            Refusal::ValidatorDisabled => "the validator is disabled in the slashing database",
-        })
-    }
-}
-
-/// A positive verdict: the message may be signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Safe {
-    /// The message was new and its record is now committed.
-    Inserted,
-    /// The very same message (same non-null signing root) was already recorded.
-    SameData,
-}
+/// How many validators one prune transaction covers unless told otherwise.
+pub const DEFAULT_PRUNE_CHUNK: usize = 64;
 
 /// Errors of the slashing database.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +84,19 @@ pub enum Error {
     /// Any other database error.
     #[error("slashing database error: {0}")]
     Database(String),
+}
+
+impl From<ferrosigner_slashing_rules::Error> for Error {
+    fn from(e: ferrosigner_slashing_rules::Error) -> Self {
+        match e {
+            ferrosigner_slashing_rules::Error::InvalidInterchange(msg) => {
+                Error::InvalidInterchange(msg)
+            }
+            ferrosigner_slashing_rules::Error::Serialise(msg) => {
+                Error::Database(format!("cannot serialise interchange: {msg}"))
+            }
+        }
+    }
 }
 
 fn check_range(what: &'static str, value: u64) -> Result<(), Error> {
@@ -339,7 +267,7 @@ impl SlashingDb {
             SlashingDb::Sqlite(s) => s.export(pubkeys.map(|p| p.to_vec())).await?,
             SlashingDb::Postgres(p) => p.export(pubkeys).await?,
         };
-        interchange.to_json()
+        Ok(interchange.to_json()?)
     }
 
     /// Enables or disables validators (registering unknown ones), all in one transaction: either
@@ -379,10 +307,24 @@ impl SlashingDb {
     /// `max_slot − keep_epochs × slots_per_epoch` are deleted, and the low watermarks are raised
     /// to cover what was deleted.
     pub async fn prune(&self, keep_epochs: u64, slots_per_epoch: u64) -> Result<(), Error> {
+        self.prune_chunked(keep_epochs, slots_per_epoch, DEFAULT_PRUNE_CHUNK)
+            .await
+    }
+
+    /// [`Self::prune`] with `chunk_validators` validators per transaction (at least 1). Each chunk
+    /// commits on its own, so checks arriving meanwhile wait for at most one chunk; protection is
+    /// the same as pruning everything at once (each validator is pruned in one transaction).
+    pub async fn prune_chunked(
+        &self,
+        keep_epochs: u64,
+        slots_per_epoch: u64,
+        chunk_validators: usize,
+    ) -> Result<(), Error> {
         let keep_slots = keep_epochs.saturating_mul(slots_per_epoch);
+        let chunk = chunk_validators.max(1);
         match self {
-            SlashingDb::Sqlite(s) => s.prune(keep_epochs, keep_slots).await,
-            SlashingDb::Postgres(p) => p.prune(keep_epochs, keep_slots).await,
+            SlashingDb::Sqlite(s) => s.prune(keep_epochs, keep_slots, chunk).await,
+            SlashingDb::Postgres(p) => p.prune(keep_epochs, keep_slots, chunk).await,
         }
     }
 
@@ -395,65 +337,42 @@ impl SlashingDb {
         }
     }
 
-    /// The global high watermark `(epoch, slot)`. Not modelled by this crate: always `None`.
-    pub async fn high_watermark(&self) -> Result<Option<(u64, u64)>, Error> {
-        Ok(None)
-    }
-}
-
-/// Cutoff for pruning: values at or below it are deleted; `None` when nothing is old enough.
-pub(crate) fn prune_cutoff(max: u64, keep: u64) -> Option<u64> {
-    max.checked_sub(keep)
-}
-
-/// Adds synthetic records so an exported history carries the watermarks that pruned (deleted)
-/// records no longer show.
-pub(crate) fn with_watermark_records(
-    mut rec: interchange::InterchangeRecord,
-    wm: rules::Watermarks,
-) -> interchange::InterchangeRecord {
-    use rules::{AttestationRecord, BlockRecord};
-    if let Some(slot) = wm.block_slot
-        && rec.signed_blocks.iter().all(|b| b.slot < slot)
-    {
-        rec.signed_blocks.push(BlockRecord {
-            slot,
-            signing_root: None,
-        });
-    }
-    let max_source = rec.signed_attestations.iter().map(|a| a.source).max();
-    let max_target = rec.signed_attestations.iter().map(|a| a.target).max();
-    let need_source = wm
-        .att_source
-        .is_some_and(|s| max_source.is_none_or(|m| m < s));
-    let need_target = wm
-        .att_target
-        .is_some_and(|t| max_target.is_none_or(|m| m < t));
-    if need_source || need_target {
-        let source = rules::raise(wm.att_source, max_source).unwrap_or(0);
-        let target = rules::raise(wm.att_target, max_target).unwrap_or(0);
-        if let Some(existing) = rec
-            .signed_attestations
-            .iter_mut()
-            .find(|a| a.target == target)
-        {
-            existing.source = existing.source.max(source);
-            existing.signing_root = None;
-        } else {
-            rec.signed_attestations.push(AttestationRecord {
-                source,
-                target,
-                signing_root: None,
-            });
+    /// The global high watermark, if one is set.
+    pub async fn high_watermark(&self) -> Result<Option<HighWatermark>, Error> {
+        match self {
+            SlashingDb::Sqlite(s) => s.high_watermark().await,
+            SlashingDb::Postgres(p) => p.high_watermark().await,
         }
     }
-    rec
+
+    /// Sets (or replaces) the global high watermark: every check that starts after it commits
+    /// refuses a block at a slot `>= hw.slot` and an attestation with a source or target
+    /// `>= hw.epoch` ([`Refusal::HighWatermark`]) for every validator, until it is removed. (A
+    /// check already running when it commits may still be decided without it; the offline
+    /// command runs while the signer is stopped.) It may be lower
+    /// than some validator's low watermark (that validator then may sign nothing); see
+    /// [`watermarks`].
+    pub async fn set_high_watermark(&self, hw: HighWatermark) -> Result<(), Error> {
+        check_range("high watermark epoch", hw.epoch)?;
+        check_range("high watermark slot", hw.slot)?;
+        match self {
+            SlashingDb::Sqlite(s) => s.set_high_watermark(Some(hw)).await.map(drop),
+            SlashingDb::Postgres(p) => p.set_high_watermark(Some(hw)).await.map(drop),
+        }
+    }
+
+    /// Removes the global high watermark; returns the one that was set, if any.
+    pub async fn remove_high_watermark(&self) -> Result<Option<HighWatermark>, Error> {
+        match self {
+            SlashingDb::Sqlite(s) => s.set_high_watermark(None).await,
+            SlashingDb::Postgres(p) => p.set_high_watermark(None).await,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rules::{AttestationRecord, BlockRecord, Watermarks};
 
     #[test]
     fn handle_is_clone_send_sync() {
@@ -486,74 +405,5 @@ mod tests {
             assert!(!described.contains("s3cret"));
         }
         assert_eq!(describe_location("/var/lib/x.sqlite"), "/var/lib/x.sqlite");
-    }
-
-    #[test]
-    fn refusal_codes_are_distinct() {
-        let mut codes: Vec<i16> = Refusal::ALL.iter().map(|r| r.code()).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        assert_eq!(codes.len(), Refusal::ALL.len());
-        assert!(codes.iter().all(|c| *c >= 10));
-    }
-
-    #[test]
-    fn export_carries_watermarks_of_pruned_history() {
-        let rec = interchange::InterchangeRecord {
-            pubkey: [1; 48],
-            signed_blocks: vec![BlockRecord {
-                slot: 5,
-                signing_root: Some([1; 32]),
-            }],
-            signed_attestations: vec![AttestationRecord {
-                source: 2,
-                target: 9,
-                signing_root: Some([1; 32]),
-            }],
-        };
-        // Rows above the watermarks: nothing added.
-        let wm = Watermarks {
-            block_slot: Some(3),
-            att_source: Some(1),
-            att_target: Some(8),
-        };
-        assert_eq!(with_watermark_records(rec.clone(), wm), rec);
-        // Watermarks above the rows: synthetic records carry them.
-        let wm = Watermarks {
-            block_slot: Some(7),
-            att_source: Some(4),
-            att_target: Some(12),
-        };
-        let out = with_watermark_records(rec.clone(), wm);
-        assert_eq!(
-            out.signed_blocks.last(),
-            Some(&BlockRecord {
-                slot: 7,
-                signing_root: None
-            })
-        );
-        assert_eq!(
-            out.signed_attestations.last(),
-            Some(&AttestationRecord {
-                source: 4,
-                target: 12,
-                signing_root: None
-            })
-        );
-        // Only the source watermark is above the rows: the top row is made unknown and raised.
-        let wm = Watermarks {
-            block_slot: None,
-            att_source: Some(4),
-            att_target: Some(9),
-        };
-        let out = with_watermark_records(rec, wm);
-        assert_eq!(
-            out.signed_attestations,
-            vec![AttestationRecord {
-                source: 4,
-                target: 9,
-                signing_root: None
-            }]
-        );
     }
 }

@@ -14,12 +14,17 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use crate::interchange::{ImportRecord, Interchange, InterchangeRecord};
-use crate::rules::{AttestationRecord, BlockRecord, StoredRoot, Watermarks, raise, stored_root};
+use crate::rules::{AttestationRecord, BlockRecord, StoredRoot, stored_root};
 use crate::stored::{opt_u64, to_i64, to_u64};
-use crate::{Error, Pubkey, Refusal, Root, Safe};
+use crate::watermarks::{Bounds, Maxima, with_watermark_records};
+use crate::{Error, HighWatermark, Pubkey, Refusal, RefusalReason, Root, Safe, Watermarks};
 
-const SCHEMA_V1: &str = include_str!("sql/postgres_v1.sql");
-const SCHEMA_VERSION: i32 = 1;
+/// The schema, one script per version: a new database runs them all, an older one the rest.
+const SCHEMA: [&str; 2] = [
+    include_str!("sql/postgres_v1.sql"),
+    include_str!("sql/postgres_v2.sql"),
+];
+const SCHEMA_VERSION: i32 = SCHEMA.len() as i32;
 /// Advisory lock class of this crate ('FSLP'); object 0 serialises migrations.
 const LOCK_CLASS: i32 = 1_179_862_864;
 const POOL_SIZE: usize = 16;
@@ -73,17 +78,72 @@ fn root_from_db(v: Option<Vec<u8>>) -> Result<StoredRoot, Error> {
     }
 }
 
-fn verdict(code: i16) -> Result<Safe, Error> {
-    match code {
-        0 => Ok(Safe::Inserted),
-        1 => Ok(Safe::SameData),
-        c => match Refusal::ALL.iter().find(|r| r.code() == c) {
-            Some(r) => Err(Error::Refused(*r)),
-            None => Err(Error::Database(format!(
-                "unknown verdict code {c} from the check function"
-            ))),
+/// Decodes the result row of a check function (see `sql/postgres_v2.sql`): the code and its
+/// evidence.
+fn verdict(row: &tokio_postgres::Row) -> Result<Safe, Error> {
+    let code: i16 = row.try_get(0).map_err(pg_err)?;
+    let raw_a: Option<i64> = row.try_get(1).map_err(pg_err)?;
+    let raw_b: Option<i64> = row.try_get(2).map_err(pg_err)?;
+    let signing_root = root_from_db(row.try_get(3).map_err(pg_err)?)?;
+    let missing = || {
+        Error::Database(format!(
+            "check function returned code {code} without its evidence"
+        ))
+    };
+    let a = || opt_u64(raw_a)?.ok_or_else(missing);
+    let b = || opt_u64(raw_b)?.ok_or_else(missing);
+    let attestation = || -> Result<AttestationRecord, Error> {
+        Ok(AttestationRecord {
+            source: a()?,
+            target: b()?,
+            signing_root,
+        })
+    };
+    let refusal = match (code, RefusalReason::from_code(code)) {
+        (0, _) => return Ok(Safe::Inserted),
+        (1, _) => return Ok(Safe::SameData),
+        (_, None) => {
+            return Err(Error::Database(format!(
+                "unknown verdict code {code} from the check function"
+            )));
+        }
+        (_, Some(reason)) => match reason {
+            RefusalReason::DoubleBlockProposal => Refusal::DoubleBlockProposal {
+                existing: BlockRecord {
+                    slot: a()?,
+                    signing_root,
+                },
+            },
+            RefusalReason::BlockSlotBelowWatermark => {
+                Refusal::BlockSlotBelowWatermark { watermark: a()? }
+            }
+            RefusalReason::SourceExceedsTarget => Refusal::SourceExceedsTarget,
+            RefusalReason::DoubleVote => Refusal::DoubleVote {
+                existing: attestation()?,
+            },
+            RefusalReason::SurroundingVote => Refusal::SurroundingVote {
+                existing: attestation()?,
+            },
+            RefusalReason::SurroundedVote => Refusal::SurroundedVote {
+                existing: attestation()?,
+            },
+            RefusalReason::SourceBelowWatermark => {
+                Refusal::SourceBelowWatermark { watermark: a()? }
+            }
+            RefusalReason::TargetBelowWatermark => {
+                Refusal::TargetBelowWatermark { watermark: a()? }
+            }
+            RefusalReason::WrongGenesisValidatorsRoot => Refusal::WrongGenesisValidatorsRoot,
+            RefusalReason::ValidatorDisabled => Refusal::ValidatorDisabled,
+            RefusalReason::HighWatermark => Refusal::HighWatermark {
+                watermark: HighWatermark {
+                    epoch: a()?,
+                    slot: b()?,
+                },
+            },
         },
-    }
+    };
+    Err(Error::Refused(refusal))
 }
 
 async fn with_timeout<T>(fut: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
@@ -138,6 +198,48 @@ async fn set_watermarks(
     Ok(())
 }
 
+/// Decodes an `(epoch, slot)` row of the `high_watermark` table.
+fn high_watermark_from_row(row: &tokio_postgres::Row) -> Result<HighWatermark, Error> {
+    Ok(HighWatermark {
+        epoch: to_u64(row.try_get(0).map_err(pg_err)?)?,
+        slot: to_u64(row.try_get(1).map_err(pg_err)?)?,
+    })
+}
+
+/// The maxima of a validator's stored records within `bounds`.
+async fn maxima(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: i32,
+    bounds: Bounds,
+) -> Result<Maxima, Error> {
+    let mut m = Maxima::default();
+    if let Some(cut) = bounds.block_slot {
+        let max: Option<i64> = tx
+            .query_one(
+                "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1 AND slot <= $2",
+                &[&id, &to_i64(cut)],
+            )
+            .await
+            .map_err(pg_err)?
+            .try_get(0)
+            .map_err(pg_err)?;
+        m.block_slot = opt_u64(max)?;
+    }
+    if let Some(cut) = bounds.att_target {
+        let row = tx
+            .query_one(
+                "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations \
+                 WHERE validator_id = $1 AND target_epoch <= $2",
+                &[&id, &to_i64(cut)],
+            )
+            .await
+            .map_err(pg_err)?;
+        m.att_source = opt_u64(row.try_get(0).map_err(pg_err)?)?;
+        m.att_target = opt_u64(row.try_get(1).map_err(pg_err)?)?;
+    }
+    Ok(m)
+}
+
 impl PgStore {
     /// Connects, migrates the schema (serialised across processes by an advisory lock) and
     /// returns a pool handle.
@@ -183,24 +285,27 @@ impl PgStore {
             .map_err(pg_err)?
             .try_get(0)
             .map_err(pg_err)?;
-        match version {
-            None => {
-                tx.batch_execute(SCHEMA_V1)
-                    .await
-                    .map_err(|e| Error::Open(format!("schema creation failed: {e}")))?;
-                tx.execute(
-                    "INSERT INTO schema_version (version) VALUES ($1)",
-                    &[&SCHEMA_VERSION],
-                )
+        let from = version.unwrap_or(0);
+        if !(0..=SCHEMA_VERSION).contains(&from) {
+            return Err(Error::Open(format!(
+                "schema version {from} is newer than this program ({SCHEMA_VERSION})"
+            )));
+        }
+        for (i, script) in SCHEMA.iter().enumerate().skip(from as usize) {
+            tx.batch_execute(script).await.map_err(|e| {
+                Error::Open(format!("schema migration to version {} failed: {e}", i + 1))
+            })?;
+        }
+        if from < SCHEMA_VERSION {
+            tx.execute("DELETE FROM schema_version", &[])
                 .await
                 .map_err(pg_err)?;
-            }
-            Some(SCHEMA_VERSION) => {}
-            Some(v) => {
-                return Err(Error::Open(format!(
-                    "schema version {v} is newer than this program ({SCHEMA_VERSION})"
-                )));
-            }
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[&SCHEMA_VERSION],
+            )
+            .await
+            .map_err(pg_err)?;
         }
         tx.commit().await.map_err(pg_err)
     }
@@ -213,13 +318,8 @@ impl PgStore {
         with_timeout(async {
             let client = self.pool.get().await.map_err(pool_err)?;
             let st = client.prepare_cached(sql).await.map_err(pg_err)?;
-            let code: i16 = client
-                .query_one(&st, params)
-                .await
-                .map_err(pg_err)?
-                .try_get(0)
-                .map_err(pg_err)?;
-            verdict(code)
+            let row = client.query_one(&st, params).await.map_err(pg_err)?;
+            verdict(&row)
         })
         .await
     }
@@ -234,7 +334,7 @@ impl PgStore {
     ) -> Result<Safe, Error> {
         let root = stored_root(root);
         self.check(
-            "SELECT fs_check_block($1, $2, $3, $4)",
+            "SELECT o_code, o_a, o_b, o_root FROM fs_check_block($1, $2, $3, $4)",
             &[
                 &gvr.as_slice(),
                 &pubkey.as_slice(),
@@ -256,7 +356,7 @@ impl PgStore {
     ) -> Result<Safe, Error> {
         let root = stored_root(root);
         self.check(
-            "SELECT fs_check_attestation($1, $2, $3, $4, $5)",
+            "SELECT o_code, o_a, o_b, o_root FROM fs_check_attestation($1, $2, $3, $4, $5)",
             &[
                 &gvr.as_slice(),
                 &pubkey.as_slice(),
@@ -334,7 +434,6 @@ impl PgStore {
         // deadlock; checks lock a single validator.
         for (pubkey, rec) in &plan {
             let (id, old) = lock_validator(&tx, pubkey).await?;
-            let mut wm = old;
             if !rec.blocks.is_empty() {
                 let slots: Vec<i64> = rec.blocks.keys().map(|s| to_i64(*s)).collect();
                 let roots: Vec<Option<&[u8]>> = rec.blocks.values().map(root_param).collect();
@@ -348,16 +447,6 @@ impl PgStore {
                 )
                 .await
                 .map_err(pg_err)?;
-                let max: Option<i64> = tx
-                    .query_one(
-                        "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1",
-                        &[&id],
-                    )
-                    .await
-                    .map_err(pg_err)?
-                    .try_get(0)
-                    .map_err(pg_err)?;
-                wm.block_slot = raise(wm.block_slot, opt_u64(max)?);
             }
             if !rec.attestations.is_empty() {
                 let targets: Vec<i64> = rec.attestations.keys().map(|t| to_i64(*t)).collect();
@@ -380,16 +469,8 @@ impl PgStore {
                 )
                 .await
                 .map_err(pg_err)?;
-                let row = tx
-                    .query_one(
-                        "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations WHERE validator_id = $1",
-                        &[&id],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                wm.att_source = raise(wm.att_source, opt_u64(row.try_get(0).map_err(pg_err)?)?);
-                wm.att_target = raise(wm.att_target, opt_u64(row.try_get(1).map_err(pg_err)?)?);
             }
+            let wm = old.after_import(rec, maxima(&tx, id, Bounds::ALL).await?);
             if wm != old {
                 set_watermarks(&tx, id, &wm).await?;
             }
@@ -456,7 +537,7 @@ impl PgStore {
                     signing_root: root_from_db(a.try_get(2).map_err(pg_err)?)?,
                 });
             }
-            data.push(crate::with_watermark_records(
+            data.push(with_watermark_records(
                 InterchangeRecord {
                     pubkey,
                     signed_blocks,
@@ -533,90 +614,116 @@ impl PgStore {
         .await
     }
 
-    /// Prunes each validator in its own transaction under its advisory lock.
-    pub async fn prune(&self, keep_epochs: u64, keep_slots: u64) -> Result<(), Error> {
+    /// Prunes `chunk` validators per transaction, each under its advisory lock, taken in pubkey
+    /// order (the order of imports and `set_enabled`, so they cannot deadlock with a prune). A
+    /// check waits for at most one chunk.
+    pub async fn prune(
+        &self,
+        keep_epochs: u64,
+        keep_slots: u64,
+        chunk: usize,
+    ) -> Result<(), Error> {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let ids: Vec<i32> = client
-            .query("SELECT id FROM validators ORDER BY id", &[])
+            .query("SELECT id FROM validators ORDER BY pubkey", &[])
             .await
             .map_err(pg_err)?
             .iter()
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()
             .map_err(pg_err)?;
-        for id in ids {
+        for part in ids.chunks(chunk.max(1)) {
             let tx = client.transaction().await.map_err(pg_err)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &id])
-                .await
-                .map_err(pg_err)?;
-            let row = tx
-                .query_one("SELECT block_slot_wm, att_source_wm, att_target_wm FROM validators WHERE id = $1", &[&id])
-                .await
-                .map_err(pg_err)?;
-            let old = Watermarks {
-                block_slot: opt_u64(row.try_get(0).map_err(pg_err)?)?,
-                att_source: opt_u64(row.try_get(1).map_err(pg_err)?)?,
-                att_target: opt_u64(row.try_get(2).map_err(pg_err)?)?,
-            };
-            let mut wm = old;
-            let max_slot: Option<i64> = tx
-                .query_one(
-                    "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1",
-                    &[&id],
-                )
-                .await
-                .map_err(pg_err)?
-                .try_get(0)
-                .map_err(pg_err)?;
-            if let Some(cut) = opt_u64(max_slot)?.and_then(|m| crate::prune_cutoff(m, keep_slots)) {
-                let cut = to_i64(cut);
-                let deleted: Option<i64> = tx
-                    .query_one("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = $1 AND slot <= $2", &[&id, &cut])
+            for &id in part {
+                tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &id])
                     .await
-                    .map_err(pg_err)?
-                    .try_get(0)
                     .map_err(pg_err)?;
-                wm.block_slot = raise(wm.block_slot, opt_u64(deleted)?);
-                tx.execute(
-                    "DELETE FROM signed_blocks WHERE validator_id = $1 AND slot <= $2",
-                    &[&id, &cut],
-                )
-                .await
-                .map_err(pg_err)?;
-            }
-            let max_target: Option<i64> = tx
-                .query_one(
-                    "SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = $1",
-                    &[&id],
-                )
-                .await
-                .map_err(pg_err)?
-                .try_get(0)
-                .map_err(pg_err)?;
-            if let Some(cut) =
-                opt_u64(max_target)?.and_then(|m| crate::prune_cutoff(m, keep_epochs))
-            {
-                let cut = to_i64(cut);
                 let row = tx
-                    .query_one(
-                        "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations \
-                         WHERE validator_id = $1 AND target_epoch <= $2",
-                        &[&id, &cut],
+                    .query_one("SELECT block_slot_wm, att_source_wm, att_target_wm FROM validators WHERE id = $1", &[&id])
+                    .await
+                    .map_err(pg_err)?;
+                let old = Watermarks {
+                    block_slot: opt_u64(row.try_get(0).map_err(pg_err)?)?,
+                    att_source: opt_u64(row.try_get(1).map_err(pg_err)?)?,
+                    att_target: opt_u64(row.try_get(2).map_err(pg_err)?)?,
+                };
+                let all = maxima(&tx, id, Bounds::ALL).await?;
+                let pruned = Bounds::pruned(all, keep_epochs, keep_slots);
+                let deleted = maxima(&tx, id, pruned).await?;
+                if let Some(cut) = pruned.block_slot {
+                    tx.execute(
+                        "DELETE FROM signed_blocks WHERE validator_id = $1 AND slot <= $2",
+                        &[&id, &to_i64(cut)],
                     )
                     .await
                     .map_err(pg_err)?;
-                wm.att_source = raise(wm.att_source, opt_u64(row.try_get(0).map_err(pg_err)?)?);
-                wm.att_target = raise(wm.att_target, opt_u64(row.try_get(1).map_err(pg_err)?)?);
-                tx.execute("DELETE FROM signed_attestations WHERE validator_id = $1 AND target_epoch <= $2", &[&id, &cut])
+                }
+                if let Some(cut) = pruned.att_target {
+                    tx.execute(
+                        "DELETE FROM signed_attestations WHERE validator_id = $1 AND target_epoch <= $2",
+                        &[&id, &to_i64(cut)],
+                    )
                     .await
                     .map_err(pg_err)?;
-            }
-            if wm != old {
-                set_watermarks(&tx, id, &wm).await?;
+                }
+                let wm = old.after_prune(deleted);
+                if wm != old {
+                    set_watermarks(&tx, id, &wm).await?;
+                }
             }
             tx.commit().await.map_err(pg_err)?;
         }
         Ok(())
+    }
+
+    /// The global high watermark, if set.
+    pub async fn high_watermark(&self) -> Result<Option<HighWatermark>, Error> {
+        with_timeout(async {
+            let client = self.pool.get().await.map_err(pool_err)?;
+            let row = client
+                .query_opt("SELECT epoch, slot FROM high_watermark WHERE id = 1", &[])
+                .await
+                .map_err(pg_err)?;
+            row.as_ref().map(high_watermark_from_row).transpose()
+        })
+        .await
+    }
+
+    /// Sets (`Some`) or removes (`None`) the global high watermark; returns the previous one.
+    pub async fn set_high_watermark(
+        &self,
+        hw: Option<HighWatermark>,
+    ) -> Result<Option<HighWatermark>, Error> {
+        with_timeout(async {
+            let mut client = self.pool.get().await.map_err(pool_err)?;
+            let tx = client.transaction().await.map_err(pg_err)?;
+            let previous = tx
+                .query_opt(
+                    "SELECT epoch, slot FROM high_watermark WHERE id = 1 FOR UPDATE",
+                    &[],
+                )
+                .await
+                .map_err(pg_err)?
+                .as_ref()
+                .map(high_watermark_from_row)
+                .transpose()?;
+            match hw {
+                Some(hw) => {
+                    let (epoch, slot) = (to_i64(hw.epoch), to_i64(hw.slot));
+                    tx.execute(
+                        "INSERT INTO high_watermark (id, epoch, slot) VALUES (1, $1, $2) \
+                         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, slot = excluded.slot",
+                        &[&epoch, &slot],
+                    )
+                    .await
+                }
+                None => tx.execute("DELETE FROM high_watermark", &[]).await,
+            }
+            .map_err(pg_err)?;
+            tx.commit().await.map_err(pg_err)?;
+            Ok(previous)
+        })
+        .await
     }
 
     /// Proves the server can commit: a transaction that takes a transaction id, which a standby

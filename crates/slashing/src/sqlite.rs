@@ -26,14 +26,18 @@ use tokio::sync::oneshot;
 
 use crate::interchange::{ImportRecord, Interchange, InterchangeRecord};
 use crate::rules::{
-    self, AttestationFacts, AttestationRecord, BlockFacts, BlockRecord, StoredRoot, Watermarks,
-    raise, stored_root,
+    self, AttestationFacts, AttestationRecord, BlockFacts, BlockRecord, StoredRoot, stored_root,
 };
 use crate::stored::{opt_u64, to_i64, to_u64};
-use crate::{Error, Pubkey, Refusal, Root, Safe};
+use crate::watermarks::{Bounds, Maxima, with_watermark_records};
+use crate::{Error, HighWatermark, Pubkey, Refusal, Root, Safe, Watermarks};
 
-const SCHEMA_V1: &str = include_str!("sql/sqlite_v1.sql");
-const SCHEMA_VERSION: i64 = 1;
+/// The schema, one script per version: a new database runs them all, an older one the rest.
+const SCHEMA: [&str; 2] = [
+    include_str!("sql/sqlite_v1.sql"),
+    include_str!("sql/sqlite_v2.sql"),
+];
+const SCHEMA_VERSION: i64 = SCHEMA.len() as i64;
 /// At most this many requests share one transaction.
 const MAX_BATCH: usize = 4096;
 /// At most this many requests wait for the writer; more get [`Error::Busy`].
@@ -166,21 +170,25 @@ fn migrate(conn: &Connection) -> Result<(), Error> {
         let version: Option<i64> = conn
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .map_err(db_err)?;
-        match version {
-            None => {
-                conn.execute_batch(SCHEMA_V1).map_err(db_err)?;
-                conn.execute(
-                    "INSERT INTO schema_version (version) VALUES (?1)",
-                    [SCHEMA_VERSION],
-                )
-                .map_err(db_err)?;
-                Ok(())
-            }
-            Some(SCHEMA_VERSION) => Ok(()),
-            Some(v) => Err(Error::Open(format!(
-                "schema version {v} is newer than this program ({SCHEMA_VERSION})"
-            ))),
+        let from = version.unwrap_or(0);
+        if !(0..=SCHEMA_VERSION).contains(&from) {
+            return Err(Error::Open(format!(
+                "schema version {from} is newer than this program ({SCHEMA_VERSION})"
+            )));
         }
+        for script in &SCHEMA[from as usize..] {
+            conn.execute_batch(script).map_err(db_err)?;
+        }
+        if from < SCHEMA_VERSION {
+            conn.execute("DELETE FROM schema_version", [])
+                .map_err(db_err)?;
+            conn.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [SCHEMA_VERSION],
+            )
+            .map_err(db_err)?;
+        }
+        Ok(())
     })();
     match result {
         Ok(()) => conn.execute_batch("COMMIT").map_err(db_err),
@@ -370,6 +378,38 @@ fn set_watermarks(conn: &Connection, id: i64, wm: &Watermarks) -> Result<(), Err
 /// registration (as the PostgreSQL function does), so it is not an `Err` of the savepoint.
 type CheckOutcome = Result<Result<Safe, Refusal>, Error>;
 
+fn get_high_watermark(conn: &Connection) -> Result<Option<HighWatermark>, Error> {
+    let row: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT epoch, slot FROM high_watermark WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(db_err)?;
+    row.map(|(epoch, slot)| {
+        Ok(HighWatermark {
+            epoch: to_u64(epoch)?,
+            slot: to_u64(slot)?,
+        })
+    })
+    .transpose()
+}
+
+/// Sets (`Some`) or removes (`None`) the high watermark; returns the previous one.
+fn set_high_watermark_tx(
+    conn: &Connection,
+    hw: Option<HighWatermark>,
+) -> Result<Option<HighWatermark>, Error> {
+    let previous = get_high_watermark(conn)?;
+    match hw {
+        Some(hw) => conn.execute(
+            "INSERT INTO high_watermark (id, epoch, slot) VALUES (1, ?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, slot = excluded.slot",
+            params![to_i64(hw.epoch), to_i64(hw.slot)],
+        ),
+        None => conn.execute("DELETE FROM high_watermark", []),
+    }
+    .map_err(db_err)?;
+    Ok(previous)
+}
+
 fn check_block_tx(
     conn: &Connection,
     gvr: Root,
@@ -390,8 +430,16 @@ fn check_block_tx(
         .map_err(db_err)?;
     let facts = BlockFacts {
         enabled: v.enabled,
+        high_watermark: get_high_watermark(conn)?,
         watermark: v.wm.block_slot,
-        existing_at_slot: existing.map(root_from_db).transpose()?,
+        existing_at_slot: existing
+            .map(|r| {
+                Ok::<_, Error>(BlockRecord {
+                    slot,
+                    signing_root: root_from_db(r)?,
+                })
+            })
+            .transpose()?,
     };
     let root = stored_root(root);
     let verdict = match rules::decide_block(&facts, slot, root) {
@@ -411,10 +459,25 @@ fn check_block_tx(
 // Each surround search walks only the narrow side of its range: targets above the new target, and sources
 // above the new source (for a validator voting forwards, both are usually empty). The unary `+` keeps SQLite
 // from walking the other index over the validator's whole history instead.
-const SURROUNDED_BY_EXISTING: &str = "SELECT EXISTS (SELECT 1 FROM signed_attestations \
-     WHERE validator_id = ?1 AND target_epoch > ?3 AND +source_epoch < ?2)";
-const SURROUNDS_EXISTING: &str = "SELECT EXISTS (SELECT 1 FROM signed_attestations \
-     WHERE validator_id = ?1 AND source_epoch > ?2 AND +target_epoch < ?3)";
+// Each returns the one conflicting record the rules name as evidence (lowest target; lowest source, then
+// target).
+const SURROUNDED_BY_EXISTING: &str = "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations \
+     WHERE validator_id = ?1 AND target_epoch > ?3 AND +source_epoch < ?2 ORDER BY target_epoch LIMIT 1";
+const SURROUNDS_EXISTING: &str = "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations \
+     WHERE validator_id = ?1 AND source_epoch > ?2 AND +target_epoch < ?3 \
+     ORDER BY source_epoch, target_epoch LIMIT 1";
+const AT_TARGET: &str = "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations \
+     WHERE validator_id = ?1 AND target_epoch = ?3";
+
+type AttestationRow = (i64, i64, Option<Vec<u8>>);
+
+fn attestation_from_db((s, t, root): AttestationRow) -> Result<AttestationRecord, Error> {
+    Ok(AttestationRecord {
+        source: to_u64(s)?,
+        target: to_u64(t)?,
+        signing_root: root_from_db(root)?,
+    })
+}
 
 fn check_attestation_tx(
     conn: &Connection,
@@ -427,22 +490,26 @@ fn check_attestation_tx(
     ensure_gvr(conn, gvr)?;
     let v = validator(conn, pubkey)?;
     let (s, t) = (to_i64(source), to_i64(target));
-    let existing: Option<Option<Vec<u8>>> = conn
-        .prepare_cached("SELECT signing_root FROM signed_attestations WHERE validator_id = ?1 AND target_epoch = ?2")
-        .and_then(|mut st| st.query_row(params![v.id, t], |r| r.get(0)).optional())
-        .map_err(db_err)?;
-    let exists = |sql: &str| -> Result<bool, Error> {
+    let find = |sql: &str| -> Result<Option<AttestationRecord>, Error> {
         conn.prepare_cached(sql)
-            .and_then(|mut st| st.query_row(params![v.id, s, t], |r| r.get::<_, bool>(0)))
-            .map_err(db_err)
+            .and_then(|mut st| {
+                st.query_row(params![v.id, s, t], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(db_err)?
+            .map(attestation_from_db)
+            .transpose()
     };
     let facts = AttestationFacts {
         enabled: v.enabled,
+        high_watermark: get_high_watermark(conn)?,
         source_watermark: v.wm.att_source,
         target_watermark: v.wm.att_target,
-        existing_at_target: existing.map(root_from_db).transpose()?,
-        surrounded_by_existing: exists(SURROUNDED_BY_EXISTING)?,
-        surrounds_existing: exists(SURROUNDS_EXISTING)?,
+        existing_at_target: find(AT_TARGET)?,
+        surrounded_by_existing: find(SURROUNDED_BY_EXISTING)?,
+        surrounds_existing: find(SURROUNDS_EXISTING)?,
     };
     let root = stored_root(root);
     let verdict = match rules::decide_attestation(&facts, source, target, root) {
@@ -495,33 +562,41 @@ fn import_tx(
             .and_then(|mut st| st.execute(params![v.id, to_i64(*source), to_i64(*target), root_to_db(root)]))
             .map_err(db_err)?;
         }
-        let mut wm = v.wm;
-        if !rec.blocks.is_empty() {
-            let max: Option<i64> = conn
-                .query_row(
-                    "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1",
-                    [v.id],
-                    |r| r.get(0),
-                )
-                .map_err(db_err)?;
-            wm.block_slot = raise(wm.block_slot, opt_u64(max)?);
-        }
-        if !rec.attestations.is_empty() {
-            let (ms, mt): (Option<i64>, Option<i64>) = conn
-                .query_row(
-                    "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
-                    [v.id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(db_err)?;
-            wm.att_source = raise(wm.att_source, opt_u64(ms)?);
-            wm.att_target = raise(wm.att_target, opt_u64(mt)?);
-        }
+        let wm =
+            v.wm.after_import(rec, stored_maxima(conn, v.id, Bounds::ALL)?);
         if wm != v.wm {
             set_watermarks(conn, v.id, &wm)?;
         }
     }
     Ok(())
+}
+
+/// The maxima of a validator's stored records within `bounds`.
+fn stored_maxima(conn: &Connection, id: i64, bounds: Bounds) -> Result<Maxima, Error> {
+    let mut m = Maxima::default();
+    if let Some(cut) = bounds.block_slot {
+        let max: Option<i64> = conn
+            .prepare_cached(
+                "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1 AND slot <= ?2",
+            )
+            .and_then(|mut st| st.query_row(params![id, to_i64(cut)], |r| r.get(0)))
+            .map_err(db_err)?;
+        m.block_slot = opt_u64(max)?;
+    }
+    if let Some(cut) = bounds.att_target {
+        let (ms, mt): (Option<i64>, Option<i64>) = conn
+            .prepare_cached(
+                "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations \
+                 WHERE validator_id = ?1 AND target_epoch <= ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![id, to_i64(cut)], |r| Ok((r.get(0)?, r.get(1)?)))
+            })
+            .map_err(db_err)?;
+        m.att_source = opt_u64(ms)?;
+        m.att_target = opt_u64(mt)?;
+    }
+    Ok(m)
 }
 
 fn all_validators(conn: &Connection) -> Result<Vec<Pubkey>, Error> {
@@ -595,7 +670,7 @@ fn export_tx(conn: &Connection, pubkeys: Option<Vec<Pubkey>>) -> Result<Intercha
                 signing_root: root_from_db(root)?,
             });
         }
-        data.push(crate::with_watermark_records(
+        data.push(with_watermark_records(
             InterchangeRecord {
                 pubkey,
                 signed_blocks,
@@ -610,60 +685,66 @@ fn export_tx(conn: &Connection, pubkeys: Option<Vec<Pubkey>>) -> Result<Intercha
     })
 }
 
-fn prune_tx(conn: &Connection, keep_epochs: u64, keep_slots: u64) -> Result<(), Error> {
-    for pubkey in all_validators(conn)? {
-        let Some(v) = find_validator(conn, &pubkey)? else {
+fn validator_ids(conn: &Connection) -> Result<Vec<i64>, Error> {
+    let mut st = conn
+        .prepare("SELECT id FROM validators ORDER BY id")
+        .map_err(db_err)?;
+    let rows = st.query_map([], |r| r.get(0)).map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
+}
+
+/// Prunes the given validators (one chunk of a prune) in the writer's current transaction.
+fn prune_tx(
+    conn: &Connection,
+    ids: &[i64],
+    keep_epochs: u64,
+    keep_slots: u64,
+) -> Result<(), Error> {
+    for &id in ids {
+        let wm: Option<Watermarks> = conn
+            .prepare_cached(
+                "SELECT block_slot_wm, att_source_wm, att_target_wm FROM validators WHERE id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([id], |r| {
+                    Ok((
+                        r.get::<_, Option<i64>>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(db_err)?
+            .map(|(b, s, t)| {
+                Ok::<_, Error>(Watermarks {
+                    block_slot: opt_u64(b)?,
+                    att_source: opt_u64(s)?,
+                    att_target: opt_u64(t)?,
+                })
+            })
+            .transpose()?;
+        let Some(old) = wm else {
             continue;
         };
-        let mut wm = v.wm;
-        let max_slot: Option<i64> = conn
-            .query_row(
-                "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1",
-                [v.id],
-                |r| r.get(0),
-            )
-            .map_err(db_err)?;
-        if let Some(cut) = opt_u64(max_slot)?.and_then(|m| crate::prune_cutoff(m, keep_slots)) {
-            let deleted: Option<i64> = conn
-                .query_row(
-                    "SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1 AND slot <= ?2",
-                    params![v.id, to_i64(cut)],
-                    |r| r.get(0),
-                )
+        let all = stored_maxima(conn, id, Bounds::ALL)?;
+        let pruned = Bounds::pruned(all, keep_epochs, keep_slots);
+        let deleted = stored_maxima(conn, id, pruned)?;
+        if let Some(cut) = pruned.block_slot {
+            conn.prepare_cached("DELETE FROM signed_blocks WHERE validator_id = ?1 AND slot <= ?2")
+                .and_then(|mut st| st.execute(params![id, to_i64(cut)]))
                 .map_err(db_err)?;
-            wm.block_slot = raise(wm.block_slot, opt_u64(deleted)?);
-            conn.execute(
-                "DELETE FROM signed_blocks WHERE validator_id = ?1 AND slot <= ?2",
-                params![v.id, to_i64(cut)],
-            )
-            .map_err(db_err)?;
         }
-        let max_target: Option<i64> = conn
-            .query_row(
-                "SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
-                [v.id],
-                |r| r.get(0),
-            )
-            .map_err(db_err)?;
-        if let Some(cut) = opt_u64(max_target)?.and_then(|m| crate::prune_cutoff(m, keep_epochs)) {
-            let (ds, dt): (Option<i64>, Option<i64>) = conn
-                .query_row(
-                    "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations \
-                     WHERE validator_id = ?1 AND target_epoch <= ?2",
-                    params![v.id, to_i64(cut)],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(db_err)?;
-            wm.att_source = raise(wm.att_source, opt_u64(ds)?);
-            wm.att_target = raise(wm.att_target, opt_u64(dt)?);
-            conn.execute(
+        if let Some(cut) = pruned.att_target {
+            conn.prepare_cached(
                 "DELETE FROM signed_attestations WHERE validator_id = ?1 AND target_epoch <= ?2",
-                params![v.id, to_i64(cut)],
             )
+            .and_then(|mut st| st.execute(params![id, to_i64(cut)]))
             .map_err(db_err)?;
         }
-        if wm != v.wm {
-            set_watermarks(conn, v.id, &wm)?;
+        let wm = old.after_prune(deleted);
+        if wm != old {
+            set_watermarks(conn, id, &wm)?;
         }
     }
     Ok(())
@@ -822,10 +903,35 @@ impl SqliteStore {
         self.call(move |c| has_history_tx(c, &pubkey)).await
     }
 
-    /// Deletes old records per validator and raises the watermarks over them.
-    pub async fn prune(&self, keep_epochs: u64, keep_slots: u64) -> Result<(), Error> {
-        self.call(move |c| prune_tx(c, keep_epochs, keep_slots))
-            .await
+    /// Deletes old records per validator and raises the watermarks over them, `chunk`
+    /// validators per writer job: each chunk commits with its batch, and checks sent meanwhile are
+    /// queued before the next chunk, so they wait for at most one chunk.
+    pub async fn prune(
+        &self,
+        keep_epochs: u64,
+        keep_slots: u64,
+        chunk: usize,
+    ) -> Result<(), Error> {
+        let ids = self.call(validator_ids).await?;
+        for part in ids.chunks(chunk.max(1)) {
+            let part = part.to_vec();
+            self.call(move |c| prune_tx(c, &part, keep_epochs, keep_slots))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The global high watermark, if set.
+    pub async fn high_watermark(&self) -> Result<Option<HighWatermark>, Error> {
+        self.call(get_high_watermark).await
+    }
+
+    /// Sets or removes the global high watermark; returns the previous one.
+    pub async fn set_high_watermark(
+        &self,
+        hw: Option<HighWatermark>,
+    ) -> Result<Option<HighWatermark>, Error> {
+        self.call(move |c| set_high_watermark_tx(c, hw)).await
     }
 
     /// Proves the store can commit: rewrites the file header's `user_version` (one page) in the

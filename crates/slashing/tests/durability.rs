@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Backend, GVR, fresh, pk, root};
+use ferrosigner_slashing::rules::{AttestationRecord, BlockRecord};
 use ferrosigner_slashing::{Error, Refusal, Safe, SlashingDb};
 
 const CHILD_ENV: &str = "FERROSIGNER_SLASHING_CRASH_CHILD_DB";
@@ -96,7 +97,13 @@ async fn sigkill_under_load_loses_no_answered_record() {
         assert_eq!(
             db.check_attestation(GVR, &pk(*task), target - 1, *target, root(2))
                 .await,
-            Err(Error::Refused(Refusal::DoubleVote)),
+            Err(Error::Refused(Refusal::DoubleVote {
+                existing: AttestationRecord {
+                    source: target - 1,
+                    target: *target,
+                    signing_root: Some(root(1)),
+                }
+            })),
             "task {task} target {target} lost"
         );
         assert_eq!(
@@ -131,7 +138,12 @@ async fn answered_records_visible_to_fresh_handle() {
         for i in ok {
             assert_eq!(
                 fresh_handle.check_block(GVR, &pk(i % 7), i, root(2)).await,
-                Err(Error::Refused(Refusal::DoubleBlockProposal)),
+                Err(Error::Refused(Refusal::DoubleBlockProposal {
+                    existing: BlockRecord {
+                        slot: i,
+                        signing_root: Some(root(1)),
+                    }
+                })),
                 "{backend:?}: block {i}"
             );
         }
@@ -213,7 +225,13 @@ async fn postgres_connection_loss_gives_unavailable_then_recovers() {
     );
     assert_eq!(
         db.check_attestation(GVR, &pk(1), 1, 2, root(2)).await,
-        Err(Error::Refused(Refusal::DoubleVote))
+        Err(Error::Refused(Refusal::DoubleVote {
+            existing: AttestationRecord {
+                source: 1,
+                target: 2,
+                signing_root: Some(root(1)),
+            }
+        }))
     );
 }
 

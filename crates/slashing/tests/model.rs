@@ -1,6 +1,7 @@
-//! Property test: random sequences of blocks, attestations, imports, enable/disable and pruning
-//! over small slot/epoch ranges give exactly the verdicts of a brute-force in-memory model, on
-//! both backends.
+//! Property test: random sequences of blocks, attestations, imports, enable/disable, pruning (in
+//! chunks of one or more validators) and setting/removing the high watermark over small
+//! slot/epoch ranges give exactly the verdicts of a brute-force in-memory model, on both backends,
+//! evidence included (a refusal names the same conflicting record or watermark).
 
 mod common;
 
@@ -11,7 +12,7 @@ use common::{Backend, GVR, fresh, pk, root};
 use ferrosigner_slashing::rules::{
     AttestationRecord, BlockRecord, History, merge_roots, raise, stored_root,
 };
-use ferrosigner_slashing::{Error, Pubkey, Safe, SlashingDb};
+use ferrosigner_slashing::{Error, HighWatermark, Pubkey, Safe, SlashingDb};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -38,7 +39,9 @@ enum Op {
     },
     Prune {
         keep: u64,
+        chunk: usize,
     },
+    HighWatermark(Option<HighWatermark>),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,7 +55,9 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(key, blocks, atts)| Op::Import { key, blocks, atts }),
         1 => (0..2u8, any::<bool>()).prop_map(|(key, enabled)| Op::Enable { key, enabled }),
-        1 => (0..4u64).prop_map(|keep| Op::Prune { keep }),
+        1 => (0..4u64, 1..3usize).prop_map(|(keep, chunk)| Op::Prune { keep, chunk }),
+        1 => proptest::option::of((0..8u64, 0..12u64))
+            .prop_map(|hw| Op::HighWatermark(hw.map(|(epoch, slot)| HighWatermark { epoch, slot }))),
     ]
 }
 
@@ -188,7 +193,12 @@ async fn run_ops(db: &SlashingDb, ops: &[Op]) -> Result<(), String> {
     let base = NEXT_KEY.fetch_add(2, Ordering::Relaxed);
     let keys = [pk(base), pk(base + 1)];
     let mut model: HashMap<u8, History> = HashMap::new();
+    // The high watermark is global: every validator's history sees the current one.
+    let mut high: Option<HighWatermark> = None;
     for (i, op) in ops.iter().enumerate() {
+        for key in 0..2u8 {
+            model.entry(key).or_default().high_watermark = high;
+        }
         let (got, want): (Result<Safe, Error>, Result<Safe, Error>) = match op {
             Op::Block { key, slot, root: r } => (
                 db.check_block(GVR, &keys[*key as usize], *slot, root(*r))
@@ -230,9 +240,18 @@ async fn run_ops(db: &SlashingDb, ops: &[Op]) -> Result<(), String> {
                 model.entry(*key).or_default().enabled = *enabled;
                 (got, Ok(Safe::Inserted))
             }
-            Op::Prune { keep } => {
+            Op::HighWatermark(hw) => {
+                let got = match hw {
+                    Some(hw) => db.set_high_watermark(*hw).await,
+                    None => db.remove_high_watermark().await.map(drop),
+                }
+                .map(|_| Safe::Inserted);
+                high = *hw;
+                (got, Ok(Safe::Inserted))
+            }
+            Op::Prune { keep, chunk } => {
                 let got = db
-                    .prune(*keep, SLOTS_PER_EPOCH)
+                    .prune_chunked(*keep, SLOTS_PER_EPOCH, *chunk)
                     .await
                     .map(|_| Safe::Inserted);
                 for h in model.values_mut() {
@@ -255,13 +274,17 @@ fn check_backend(backend: Backend, cases: u32) {
     let Some(t) = rt.block_on(fresh(backend)) else {
         return;
     };
+    // Each case starts without a high watermark (the database is shared by the cases).
     let config = ProptestConfig {
         cases,
         failure_persistence: None,
         ..ProptestConfig::default()
     };
     proptest!(config, |(ops in proptest::collection::vec(op(), 1..40))| {
-        let result = rt.block_on(run_ops(&t.db, &ops));
+        let result = rt.block_on(async {
+            t.db.remove_high_watermark().await.map_err(|e| e.to_string())?;
+            run_ops(&t.db, &ops).await
+        });
         prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
     });
     rt.block_on(async move { drop(t) });

@@ -3,11 +3,29 @@
 mod common;
 
 use common::{GVR, TestDb, pk, root};
-use ferrosigner_slashing::{Error, Refusal, Safe, SlashingDb};
+use ferrosigner_slashing::rules::{AttestationRecord, BlockRecord, stored_root};
+use ferrosigner_slashing::{Error, HighWatermark, Refusal, RefusalReason, Safe, SlashingDb};
 use serde_json::Value;
 
 fn refused(r: Refusal) -> Result<Safe, Error> {
     Err(Error::Refused(r))
+}
+
+/// A recorded block as evidence (root number 0 = unknown).
+fn block(slot: u64, r: u8) -> BlockRecord {
+    BlockRecord {
+        slot,
+        signing_root: stored_root(root(r)),
+    }
+}
+
+/// A recorded attestation as evidence (root number 0 = unknown).
+fn att(source: u64, target: u64, r: u8) -> AttestationRecord {
+    AttestationRecord {
+        source,
+        target,
+        signing_root: stored_root(root(r)),
+    }
 }
 
 async fn blocks(t: TestDb) {
@@ -23,7 +41,9 @@ async fn blocks(t: TestDb) {
     );
     assert_eq!(
         db.check_block(GVR, &k, 10, root(2)).await,
-        refused(Refusal::DoubleBlockProposal)
+        refused(Refusal::DoubleBlockProposal {
+            existing: block(10, 1)
+        })
     );
     assert_eq!(
         db.check_block(GVR, &k, 11, root(2)).await,
@@ -46,7 +66,9 @@ async fn blocks(t: TestDb) {
     );
     assert_eq!(
         db.check_block(GVR, &k, 20, root(0)).await,
-        refused(Refusal::DoubleBlockProposal)
+        refused(Refusal::DoubleBlockProposal {
+            existing: block(20, 0)
+        })
     );
     assert!(db.has_history(&k).await.expect("has_history"));
     assert!(!db.has_history(&pk(99)).await.expect("has_history"));
@@ -69,15 +91,21 @@ async fn attestations(t: TestDb) {
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 11, 20, root(2)).await,
-        refused(Refusal::DoubleVote)
+        refused(Refusal::DoubleVote {
+            existing: att(10, 20, 1)
+        })
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 11, 19, root(2)).await,
-        refused(Refusal::SurroundedVote)
+        refused(Refusal::SurroundedVote {
+            existing: att(10, 20, 1)
+        })
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 9, 21, root(2)).await,
-        refused(Refusal::SurroundingVote)
+        refused(Refusal::SurroundingVote {
+            existing: att(10, 20, 1)
+        })
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 10, 21, root(2)).await,
@@ -93,7 +121,9 @@ async fn attestations(t: TestDb) {
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 0, 0, root(0)).await,
-        refused(Refusal::DoubleVote)
+        refused(Refusal::DoubleVote {
+            existing: att(0, 0, 0)
+        })
     );
 }
 
@@ -218,11 +248,11 @@ async fn import_raises_watermarks(t: TestDb) {
     );
     assert_eq!(
         db.check_block(GVR, &k, 100, root(1)).await,
-        refused(Refusal::BlockSlotBelowWatermark)
+        refused(Refusal::BlockSlotBelowWatermark { watermark: 100 })
     );
     assert_eq!(
         db.check_block(GVR, &k, 99, root(2)).await,
-        refused(Refusal::BlockSlotBelowWatermark)
+        refused(Refusal::BlockSlotBelowWatermark { watermark: 100 })
     );
     assert_eq!(
         db.check_block(GVR, &k, 101, root(2)).await,
@@ -230,11 +260,11 @@ async fn import_raises_watermarks(t: TestDb) {
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 10, 11, root(1)).await,
-        refused(Refusal::TargetBelowWatermark)
+        refused(Refusal::TargetBelowWatermark { watermark: 11 })
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 9, 12, root(1)).await,
-        refused(Refusal::SourceBelowWatermark)
+        refused(Refusal::SourceBelowWatermark { watermark: 10 })
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 10, 12, root(1)).await,
@@ -246,11 +276,11 @@ async fn import_raises_watermarks(t: TestDb) {
         .expect("import");
     assert_eq!(
         db.check_block(GVR, &k, 101, root(2)).await,
-        refused(Refusal::BlockSlotBelowWatermark)
+        refused(Refusal::BlockSlotBelowWatermark { watermark: 101 })
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 10, 12, root(1)).await,
-        refused(Refusal::TargetBelowWatermark)
+        refused(Refusal::TargetBelowWatermark { watermark: 12 })
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 12, 13, root(1)).await,
@@ -285,7 +315,7 @@ async fn import_only_selected_keys(t: TestDb) {
     );
     assert_eq!(
         db.check_block(GVR, &pk(2), 20, root(1)).await,
-        refused(Refusal::BlockSlotBelowWatermark)
+        refused(Refusal::BlockSlotBelowWatermark { watermark: 20 })
     );
 }
 
@@ -349,11 +379,11 @@ async fn export_round_trip_keeps_protection(t: TestDb) {
     other.import_interchange(&doc, None).await.expect("import");
     assert_eq!(
         other.check_block(GVR, &k, 64, root(1)).await,
-        refused(Refusal::BlockSlotBelowWatermark)
+        refused(Refusal::BlockSlotBelowWatermark { watermark: 64 })
     );
     assert_eq!(
         other.check_attestation(GVR, &k, 5, 6, root(2)).await,
-        refused(Refusal::TargetBelowWatermark)
+        refused(Refusal::TargetBelowWatermark { watermark: 6 })
     );
     assert_eq!(
         other.check_attestation(GVR, &k, 6, 7, root(2)).await,
@@ -396,15 +426,15 @@ async fn prune_keeps_protection(t: TestDb) {
     // Pruned range is protected by the watermark.
     assert_eq!(
         db.check_attestation(GVR, &k, 3, 4, root(2)).await,
-        refused(Refusal::TargetBelowWatermark)
+        refused(Refusal::TargetBelowWatermark { watermark: 15 })
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 0, 21, root(2)).await,
-        refused(Refusal::SourceBelowWatermark)
+        refused(Refusal::SourceBelowWatermark { watermark: 14 })
     );
     assert_eq!(
         db.check_block(GVR, &k, 64, root(2)).await,
-        refused(Refusal::BlockSlotBelowWatermark)
+        refused(Refusal::BlockSlotBelowWatermark { watermark: 480 })
     );
     // Kept rows still give double/surround protection and same-data re-signing.
     assert_eq!(
@@ -413,7 +443,9 @@ async fn prune_keeps_protection(t: TestDb) {
     );
     assert_eq!(
         db.check_attestation(GVR, &k, 15, 17, root(2)).await,
-        refused(Refusal::DoubleVote)
+        refused(Refusal::DoubleVote {
+            existing: att(16, 17, 1)
+        })
     );
     assert_eq!(
         db.check_block(GVR, &k, 20 * 32, root(1)).await,
@@ -434,11 +466,11 @@ async fn prune_keeps_protection(t: TestDb) {
     for d in [&t.db, &other] {
         assert_eq!(
             d.check_attestation(GVR, &k, 20, 21, root(1)).await,
-            refused(Refusal::TargetBelowWatermark)
+            refused(Refusal::TargetBelowWatermark { watermark: 21 })
         );
         assert_eq!(
             d.check_block(GVR, &k, 640, root(1)).await,
-            refused(Refusal::BlockSlotBelowWatermark)
+            refused(Refusal::BlockSlotBelowWatermark { watermark: 640 })
         );
         assert_eq!(
             d.check_attestation(GVR, &k, 20, 22, root(1))
@@ -486,7 +518,9 @@ async fn health_and_reopen(t: TestDb) {
     let again = SlashingDb::open(&t.location).await.expect("reopen");
     assert_eq!(
         again.check_attestation(GVR, &pk(5), 1, 2, root(2)).await,
-        refused(Refusal::DoubleVote)
+        refused(Refusal::DoubleVote {
+            existing: att(1, 2, 1)
+        })
     );
     assert_eq!(
         again.check_attestation(GVR, &pk(5), 1, 2, root(1)).await,
@@ -496,11 +530,184 @@ async fn health_and_reopen(t: TestDb) {
 
 async fn refusal_messages_are_sentences(t: TestDb) {
     let _ = t;
-    for r in Refusal::ALL {
+    let hw = HighWatermark { epoch: 3, slot: 96 };
+    for r in [
+        Refusal::DoubleBlockProposal {
+            existing: block(1, 1),
+        },
+        Refusal::BlockSlotBelowWatermark { watermark: 1 },
+        Refusal::SourceExceedsTarget,
+        Refusal::DoubleVote {
+            existing: att(1, 2, 0),
+        },
+        Refusal::SurroundingVote {
+            existing: att(1, 2, 1),
+        },
+        Refusal::SurroundedVote {
+            existing: att(1, 2, 1),
+        },
+        Refusal::SourceBelowWatermark { watermark: 1 },
+        Refusal::TargetBelowWatermark { watermark: 1 },
+        Refusal::WrongGenesisValidatorsRoot,
+        Refusal::ValidatorDisabled,
+        Refusal::HighWatermark { watermark: hw },
+    ] {
         let msg = Error::Refused(r).to_string();
         assert!(msg.starts_with("slashing protection refused: "), "{msg}");
         assert!(msg.len() > 40, "{msg}");
     }
+}
+
+/// The surround evidence is the same record on both stores (and in the model): the surrounding
+/// record with the lowest target, the surrounded one with the lowest source.
+async fn surround_evidence(t: TestDb) {
+    let db = &t.db;
+    let k = pk(6);
+    for (s, tg) in [(2, 11), (1, 10)] {
+        assert_eq!(
+            db.check_attestation(GVR, &k, s, tg, root(1)).await,
+            Ok(Safe::Inserted),
+            "({s}, {tg})"
+        );
+    }
+    assert_eq!(
+        db.check_attestation(GVR, &k, 3, 8, root(2)).await,
+        refused(Refusal::SurroundedVote {
+            existing: att(1, 10, 1)
+        })
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &k, 3, 9, root(2)).await,
+        refused(Refusal::SurroundedVote {
+            existing: att(1, 10, 1)
+        })
+    );
+    let k = pk(7);
+    for (s, tg) in [(6, 7), (5, 6), (4, 5)] {
+        assert_eq!(
+            db.check_attestation(GVR, &k, s, tg, root(1)).await,
+            Ok(Safe::Inserted)
+        );
+    }
+    assert_eq!(
+        db.check_attestation(GVR, &k, 3, 8, root(0)).await,
+        refused(Refusal::SurroundingVote {
+            existing: att(4, 5, 1)
+        })
+    );
+}
+
+/// The global high watermark: set, read, refuse at and above it for every key (the same message
+/// included), sign below it, remove.
+async fn high_watermark(t: TestDb) {
+    let db = &t.db;
+    assert_eq!(db.high_watermark().await, Ok(None));
+    assert_eq!(db.remove_high_watermark().await, Ok(None));
+    assert_eq!(
+        db.check_block(GVR, &pk(1), 100, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &pk(1), 2, 3, root(1)).await,
+        Ok(Safe::Inserted)
+    );
+    let hw = HighWatermark {
+        epoch: 4,
+        slot: 100,
+    };
+    db.set_high_watermark(hw).await.expect("set");
+    assert_eq!(db.high_watermark().await, Ok(Some(hw)));
+    let at_hw = refused(Refusal::HighWatermark { watermark: hw });
+    for k in [pk(1), pk(2)] {
+        assert_eq!(db.check_block(GVR, &k, 100, root(1)).await, at_hw);
+        assert_eq!(db.check_block(GVR, &k, 101, root(2)).await, at_hw);
+        assert_eq!(db.check_attestation(GVR, &k, 4, 5, root(2)).await, at_hw);
+        assert_eq!(db.check_attestation(GVR, &k, 3, 4, root(2)).await, at_hw);
+        assert_eq!(db.check_attestation(GVR, &k, 1, 4, root(2)).await, at_hw);
+    }
+    if let Err(Error::Refused(r)) = at_hw {
+        assert_eq!(r.reason(), RefusalReason::HighWatermark);
+    }
+    // Below the watermark the ordinary rules apply.
+    assert_eq!(
+        db.check_block(GVR, &pk(2), 99, root(2)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &pk(1), 2, 3, root(1)).await,
+        Ok(Safe::SameData)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &pk(1), 2, 3, root(2)).await,
+        refused(Refusal::DoubleVote {
+            existing: att(2, 3, 1)
+        })
+    );
+    // It survives a reopen; nothing refused at the watermark left a record.
+    let again = SlashingDb::open(&t.location).await.expect("reopen");
+    assert_eq!(again.high_watermark().await, Ok(Some(hw)));
+    assert!(!db.has_history(&pk(3)).await.expect("has_history"));
+    assert_eq!(db.check_block(GVR, &pk(3), 100, root(1)).await, at_hw);
+    assert!(!db.has_history(&pk(3)).await.expect("has_history"));
+    // A lower one replaces it; removing it returns the one in force.
+    let lower = HighWatermark { epoch: 1, slot: 50 };
+    db.set_high_watermark(lower).await.expect("replace");
+    assert_eq!(
+        db.check_block(GVR, &pk(2), 60, root(3)).await,
+        refused(Refusal::HighWatermark { watermark: lower })
+    );
+    assert_eq!(db.remove_high_watermark().await, Ok(Some(lower)));
+    assert_eq!(db.high_watermark().await, Ok(None));
+    assert_eq!(
+        db.check_block(GVR, &pk(1), 101, root(2)).await,
+        Ok(Safe::Inserted)
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &pk(2), 4, 5, root(2)).await,
+        Ok(Safe::Inserted)
+    );
+    // Out of range values are refused before they reach the store.
+    assert!(matches!(
+        db.set_high_watermark(HighWatermark {
+            epoch: 1 << 63,
+            slot: 1
+        })
+        .await,
+        Err(Error::ValueOutOfRange { .. })
+    ));
+    // An export carries no high watermark (it is not part of EIP-3076).
+    let doc = db.export_interchange(None).await.expect("export");
+    assert!(!doc.contains("high"), "{doc}");
+}
+
+/// A high watermark below a validator's low watermark is accepted: that validator then signs
+/// nothing (the high watermark only adds refusals).
+async fn high_watermark_below_low_watermark(t: TestDb) {
+    let db = &t.db;
+    db.import_interchange(&interchange(GVR, &[(1, &[200], &[(8, 9)])]), None)
+        .await
+        .expect("import");
+    let hw = HighWatermark {
+        epoch: 5,
+        slot: 150,
+    };
+    db.set_high_watermark(hw).await.expect("set below low");
+    assert_eq!(
+        db.check_block(GVR, &pk(1), 201, root(1)).await,
+        refused(Refusal::HighWatermark { watermark: hw })
+    );
+    assert_eq!(
+        db.check_block(GVR, &pk(1), 100, root(1)).await,
+        refused(Refusal::BlockSlotBelowWatermark { watermark: 200 })
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &pk(1), 9, 10, root(1)).await,
+        refused(Refusal::HighWatermark { watermark: hw })
+    );
+    assert_eq!(
+        db.check_attestation(GVR, &pk(1), 1, 2, root(1)).await,
+        refused(Refusal::TargetBelowWatermark { watermark: 9 })
+    );
 }
 
 both_backends!(
@@ -516,4 +723,7 @@ both_backends!(
     out_of_range_values,
     health_and_reopen,
     refusal_messages_are_sentences,
+    surround_evidence,
+    high_watermark,
+    high_watermark_below_low_watermark,
 );

@@ -11,6 +11,9 @@ use super::body::{BodyLimits, LargeBodies};
 use super::limits::{admit_sign, sign_admission};
 use super::{AppState, TEXT_PLAIN, accepts_json, error, while_loading};
 use crate::signing::SignError;
+use ferrosigner_slashing::rules::AttestationRecord;
+use ferrosigner_slashing::{HighWatermark, Refusal};
+use serde_json::{Value, json};
 
 pub(super) fn routes(limits: BodyLimits, max_concurrent_signs: usize) -> Router<AppState> {
     let large = LargeBodies::new(limits);
@@ -54,6 +57,7 @@ async fn sign(
                 ([(header::CONTENT_TYPE, TEXT_PLAIN)], signature.to_hex()).into_response()
             }
         }
+        Err(SignError::Refused(refusal)) => refused(&refusal),
         Err(e) => {
             let status = match &e {
                 SignError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -100,11 +104,78 @@ async fn high_watermark(State(state): State<AppState>) -> Response {
         return axum::Json(serde_json::json!({})).into_response();
     };
     match db.high_watermark().await {
-        Ok(Some((epoch, slot))) => {
-            axum::Json(serde_json::json!({ "epoch": epoch.to_string(), "slot": slot.to_string() }))
-                .into_response()
-        }
+        Ok(Some(hw)) => axum::Json(high_watermark_json(&hw)).into_response(),
         Ok(None) => axum::Json(serde_json::json!({})).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ ferrosigner_slashing::Error::Unavailable(_)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        Err(e) => {
+            tracing::error!("reading the high watermark failed: {e}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
     }
+}
+
+/// The high watermark as Web3Signer shows it: decimal strings.
+fn high_watermark_json(hw: &HighWatermark) -> Value {
+    json!({ "epoch": hw.epoch.to_string(), "slot": hw.slot.to_string() })
+}
+
+fn root_json(root: &Option<[u8; 32]>) -> Value {
+    root.map_or(Value::Null, |r| {
+        Value::String(format!("0x{}", hex::encode(r)))
+    })
+}
+
+/// The record or watermark a refusal names, as JSON (numbers as decimal strings, an unknown
+/// signing root as `null`); `null` for refusals without one.
+fn conflict_json(refusal: &Refusal) -> Value {
+    let attestation = |a: &AttestationRecord| {
+        json!({
+            "kind": "attestation",
+            "source_epoch": a.source.to_string(),
+            "target_epoch": a.target.to_string(),
+            "signing_root": root_json(&a.signing_root),
+        })
+    };
+    match refusal {
+        Refusal::DoubleBlockProposal { existing } => json!({
+            "kind": "block",
+            "slot": existing.slot.to_string(),
+            "signing_root": root_json(&existing.signing_root),
+        }),
+        Refusal::DoubleVote { existing }
+        | Refusal::SurroundingVote { existing }
+        | Refusal::SurroundedVote { existing } => attestation(existing),
+        Refusal::BlockSlotBelowWatermark { watermark } => {
+            json!({ "kind": "low_watermark", "slot": watermark.to_string() })
+        }
+        Refusal::SourceBelowWatermark { watermark } => {
+            json!({ "kind": "low_watermark", "source_epoch": watermark.to_string() })
+        }
+        Refusal::TargetBelowWatermark { watermark } => {
+            json!({ "kind": "low_watermark", "target_epoch": watermark.to_string() })
+        }
+        Refusal::HighWatermark { watermark } => {
+            let mut v = high_watermark_json(watermark);
+            v["kind"] = json!("high_watermark");
+            v
+        }
+        Refusal::SourceExceedsTarget
+        | Refusal::WrongGenesisValidatorsRoot
+        | Refusal::ValidatorDisabled => Value::Null,
+    }
+}
+
+/// 412 with the message, the reason's label and the conflicting record or watermark.
+fn refused(refusal: &Refusal) -> Response {
+    (
+        StatusCode::PRECONDITION_FAILED,
+        axum::Json(json!({
+            "error": SignError::Refused(*refusal).to_string(),
+            "reason": refusal.reason().label(),
+            "conflict": conflict_json(refusal),
+        })),
+    )
+        .into_response()
 }

@@ -166,6 +166,19 @@ impl TestSigner {
             .unwrap()
     }
 
+    /// The text of the metrics listener (the signer must run with a metrics port).
+    pub async fn metrics_text(&self) -> String {
+        let metrics_url = format!("http://{}/metrics", self.running.metrics_addr.unwrap());
+        self.client
+            .get(metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// POSTs a sign request with `Accept: application/json`; returns status and body JSON.
     pub async fn sign(&self, pubkey: &str, body: &Value) -> (u16, Value) {
         let response = self

@@ -231,8 +231,7 @@ impl Interchange {
                 })
                 .collect(),
         };
-        serde_json::to_string(&raw)
-            .map_err(|e| Error::Database(format!("cannot serialise interchange: {e}")))
+        serde_json::to_string(&raw).map_err(|e| Error::Serialise(e.to_string()))
     }
 
     /// Merges the records per validator, keeping only the pubkeys in `only` when given. Returns the
