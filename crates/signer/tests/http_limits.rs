@@ -115,6 +115,8 @@ fn sign_head(pubkey: &str, content_length: usize, extra: &str) -> String {
 }
 
 /// A sign request sent in two parts: its head and half its body now, the rest on [`Stalled::finish`].
+/// It asks for `100 Continue` and sends the body only after it, so when `start` returns the server is
+/// handling the request (its head parsed, its sign slot taken, its body being read).
 struct Stalled {
     stream: TcpStream,
     rest: Vec<u8>,
@@ -126,9 +128,24 @@ impl Stalled {
         let half = body.len() / 2;
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream
-            .write_all(sign_head(pubkey, body.len(), "").as_bytes())
+            .write_all(sign_head(pubkey, body.len(), "Expect: 100-continue\r\n").as_bytes())
             .await
             .unwrap();
+        let mut interim = Vec::new();
+        let mut byte = [0u8; 1];
+        while !interim.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                stream.read(&mut byte).await.unwrap(),
+                1,
+                "closed before 100 Continue"
+            );
+            interim.push(byte[0]);
+        }
+        assert!(
+            interim.starts_with(b"HTTP/1.1 100"),
+            "{}",
+            String::from_utf8_lossy(&interim)
+        );
         stream.write_all(&body[..half]).await.unwrap();
         Stalled {
             stream,
