@@ -136,6 +136,18 @@ impl Signer {
         outcome?.map_err(unavailable)
     }
 
+    /// The global high watermark (`None` when none is set or protection is off), within the deadline.
+    pub async fn high_watermark(
+        &self,
+    ) -> Result<Option<ferrosigner_slashing::HighWatermark>, Unavailable> {
+        let Some(db) = &self.slashing else {
+            return Ok(None);
+        };
+        let outcome = self.within_deadline(db.high_watermark()).await;
+        self.note_database(&outcome);
+        outcome?.map_err(unavailable)
+    }
+
     /// Whether the slashing database is in a fault (its last outcome was a failure).
     pub fn database_faulted(&self) -> bool {
         self.db_faults.is_faulted()

@@ -100,19 +100,10 @@ async fn public_keys(State(state): State<AppState>) -> Response {
 }
 
 async fn high_watermark(State(state): State<AppState>) -> Response {
-    let Some(db) = state.signer.slashing() else {
-        return axum::Json(serde_json::json!({})).into_response();
-    };
-    match db.high_watermark().await {
+    match state.signer.high_watermark().await {
         Ok(Some(hw)) => axum::Json(high_watermark_json(&hw)).into_response(),
-        Ok(None) => axum::Json(serde_json::json!({})).into_response(),
-        Err(e @ ferrosigner_slashing::Error::Unavailable(_)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
-        Err(e) => {
-            tracing::error!("reading the high watermark failed: {e}");
-            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-        }
+        Ok(None) => axum::Json(json!({})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
