@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ferrosigner_bls::Signature;
+use ferrosigner_bls::{HashCache, Signature};
 use tokio::sync::oneshot;
 
 use crate::keys::KeyEntry;
@@ -10,6 +10,8 @@ use crate::keys::KeyEntry;
 /// A fixed set of threads (one per core by default) computing signatures in arrival order.
 pub struct SignPool {
     pool: rayon::ThreadPool,
+    /// Signing roots hashed to G2, shared by the threads: a root many keys sign is hashed once.
+    hashes: Arc<HashCache>,
 }
 
 /// The pool went away before answering (only at shutdown).
@@ -30,7 +32,10 @@ impl SignPool {
             .thread_name(|i| format!("bls-sign-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            hashes: Arc::new(HashCache::default()),
+        })
     }
 
     /// Signs `message` with `key` on the pool.
@@ -40,8 +45,9 @@ impl SignPool {
         message: [u8; 32],
     ) -> Result<Signature, PoolStopped> {
         let (tx, rx) = oneshot::channel();
+        let hashes = self.hashes.clone();
         self.pool.spawn(move || {
-            let _ = tx.send(key.secret.sign(&message));
+            let _ = tx.send(key.secret.sign_with(&message, &hashes));
         });
         rx.await.map_err(|_| PoolStopped)
     }
