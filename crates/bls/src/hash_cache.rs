@@ -10,7 +10,8 @@
 //! secret ever enters it; keys are used only in [`SecretKey::sign_hashed`], outside any lock.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::{SecretKey, Signature};
 
@@ -66,22 +67,32 @@ impl SecretKey {
 ///   has its own mutex, held only to compare roots and copy a point, never while hashing or signing.
 /// - Eviction: first in, first out per shard. A root that misses is hashed outside the lock and then
 ///   stored, replacing the oldest entry of its shard once the shard is full.
+/// - Concurrent misses: a thread that misses on a root another thread is hashing at that moment
+///   waits for that hash instead of computing it again (the burst of one root signed by many keys at
+///   the start of a slot is hashed once, not once per thread).
 ///
 /// Correctness never depends on what is cached: a point is returned only for the root it was stored
-/// with (all 32 bytes compared), and a miss hashes afresh. Two threads that miss on the same root at
-/// the same moment both hash it and the point is stored once. Roots are public, so it stores no
-/// secret; `Debug` shows only sizes.
+/// with (all 32 bytes compared), and a root found neither stored nor being hashed is hashed afresh.
+/// Roots are public, so it stores no secret; `Debug` shows only sizes and counts.
 pub struct HashCache {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[ShardLock]>,
     per_shard: usize,
+    hashes: AtomicU64,
+}
+
+/// One shard behind its lock; `hashed` is signalled whenever a root leaves `hashing`.
+struct ShardLock {
+    shard: Mutex<Shard>,
+    hashed: Condvar,
 }
 
 /// One shard: `roots[i]` hashes to `points[i]`; `next` is the slot the next insertion replaces once
-/// the shard is full.
+/// the shard is full. `hashing` holds the roots threads are hashing now (at most one a thread).
 struct Shard {
     roots: Vec<[u8; 32]>,
     points: Vec<HashedRoot>,
     next: usize,
+    hashing: Vec<[u8; 32]>,
 }
 
 impl Shard {
@@ -110,15 +121,21 @@ impl HashCache {
     pub fn with_capacity(capacity: usize) -> Self {
         let per_shard = capacity.div_ceil(SHARDS).max(1);
         let shards = (0..SHARDS)
-            .map(|_| {
-                Mutex::new(Shard {
+            .map(|_| ShardLock {
+                shard: Mutex::new(Shard {
                     roots: Vec::with_capacity(per_shard),
                     points: Vec::with_capacity(per_shard),
                     next: 0,
-                })
+                    hashing: Vec::new(),
+                }),
+                hashed: Condvar::new(),
             })
             .collect();
-        Self { shards, per_shard }
+        Self {
+            shards,
+            per_shard,
+            hashes: AtomicU64::new(0),
+        }
     }
 
     /// How many entries the cache holds at the most.
@@ -141,23 +158,73 @@ impl HashCache {
         self.lock(shard_of(root)).get(root).is_some()
     }
 
-    /// `root` hashed to G2: from the cache, or hashed now and stored.
+    /// How many times this cache has hashed a root (its misses) since it was made.
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Ordering::Relaxed)
+    }
+
+    /// `root` hashed to G2: from the cache, from the thread hashing it now, or hashed now and stored.
     pub fn hashed(&self, root: &[u8; 32]) -> HashedRoot {
-        let shard = shard_of(root);
-        if let Some(point) = self.lock(shard).get(root) {
-            return point;
+        let index = shard_of(root);
+        let mut shard = self.lock(index);
+        loop {
+            if let Some(point) = shard.get(root) {
+                return point;
+            }
+            if !shard.hashing.contains(root) {
+                break;
+            }
+            // Another thread is hashing this root: wait until it is done (stored, or given up), then
+            // look again. Spurious wake-ups and wake-ups for other roots only loop.
+            shard = self.shards[index]
+                .hashed
+                .wait(shard)
+                .unwrap_or_else(PoisonError::into_inner);
         }
+        shard.hashing.push(*root);
+        drop(shard);
+        let mut hashing = Hashing {
+            cache: self,
+            index,
+            root,
+            point: None,
+        };
+        self.hashes.fetch_add(1, Ordering::Relaxed);
         let point = HashedRoot::new(root);
-        self.lock(shard).insert(root, point, self.per_shard);
+        hashing.point = Some(point);
         point
+        // `hashing` drops here: stores the point and wakes the waiters.
     }
 
     /// A shard's lock. A panic while it was held (there is none to expect: the critical sections only
     /// compare and copy) leaves every entry whole, so a poisoned lock is used as it is.
-    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard]
+    fn lock(&self, index: usize) -> MutexGuard<'_, Shard> {
+        self.shards[index]
+            .shard
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A root one thread is hashing. Dropping it (also on unwinding, so that no waiter waits forever)
+/// stores the point if there is one, takes the root off the shard's `hashing` list and wakes the
+/// threads waiting on the shard.
+struct Hashing<'a> {
+    cache: &'a HashCache,
+    index: usize,
+    root: &'a [u8; 32],
+    point: Option<HashedRoot>,
+}
+
+impl Drop for Hashing<'_> {
+    fn drop(&mut self) {
+        let mut shard = self.cache.lock(self.index);
+        if let Some(point) = self.point {
+            shard.insert(self.root, point, self.cache.per_shard);
+        }
+        shard.hashing.retain(|r| r != self.root);
+        drop(shard);
+        self.cache.shards[self.index].hashed.notify_all();
     }
 }
 
@@ -173,6 +240,7 @@ impl fmt::Debug for HashCache {
         f.debug_struct("HashCache")
             .field("len", &self.len())
             .field("capacity", &self.capacity())
+            .field("hashes", &self.hashes())
             .field("shards", &SHARDS)
             .finish()
     }
@@ -264,7 +332,9 @@ mod tests {
             }
         }
         assert_eq!(cache.len(), 4);
-        // First in, first out: the last four stay.
+        // Ten roots taken in turn through four places: first in, first out misses every time.
+        assert_eq!(cache.hashes(), 20);
+        // The last four stay.
         for (i, root) in roots.iter().enumerate() {
             assert_eq!(cache.contains(root), i >= 6, "root {i}");
         }
@@ -284,6 +354,7 @@ mod tests {
         assert!(!cache.contains(&base));
         assert_eq!(key.sign_with(&base, &cache), key.sign(&base));
         assert_eq!(cache.len(), 31);
+        assert_eq!(cache.hashes(), 31);
     }
 
     #[test]
@@ -304,7 +375,7 @@ mod tests {
         let shown = format!("{cache:?} {:?}", cache.hashed(&root));
         assert_eq!(
             shown,
-            "HashCache { len: 1, capacity: 32, shards: 16 } HashedRoot(<G2 point>)"
+            "HashCache { len: 1, capacity: 32, hashes: 1, shards: 16 } HashedRoot(<G2 point>)"
         );
         assert!(!shown.contains(&hex::encode(key_bytes)));
     }

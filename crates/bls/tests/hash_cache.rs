@@ -1,7 +1,7 @@
 //! Signing through a [`HashCache`] is byte for byte the same as signing directly, whatever the cache
 //! holds, evicts, or is asked by other threads at the same time.
 
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 
 use ferrosigner_bls::{HashCache, HashedRoot, SecretKey};
 use proptest::prelude::*;
@@ -23,6 +23,7 @@ proptest! {
         prop_assert_eq!(cache.len(), 1);
         prop_assert_eq!(key.sign_with(&root, &cache), direct, "hit");
         prop_assert_eq!(cache.len(), 1);
+        prop_assert_eq!(cache.hashes(), 1);
         prop_assert_eq!(key.sign_hashed(&HashedRoot::new(&root)), direct, "floor");
         prop_assert!(direct.verify(&key.public_key(), &root));
     }
@@ -65,4 +66,32 @@ fn threads_signing_overlapping_roots_through_a_small_cache() {
     }
     assert!(cache.len() <= cache.capacity());
     assert_eq!(cache.capacity(), 16);
+}
+
+#[test]
+fn a_root_many_threads_miss_at_once_is_hashed_once() {
+    const THREADS: u8 = 4;
+    const ROOTS: u8 = 8;
+    let cache = Arc::new(HashCache::default());
+    let barrier = Arc::new(Barrier::new(THREADS.into()));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (cache, barrier) = (cache.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let key = SecretKey::from_bytes(&[t + 0x31; 32]).expect("key");
+                for r in 0..ROOTS {
+                    let root = [r + 0x80; 32];
+                    let direct = key.sign(&root);
+                    // All threads ask for the new root at the same moment.
+                    barrier.wait();
+                    assert_eq!(key.sign_with(&root, &cache), direct, "thread {t}, root {r}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a signing thread failed");
+    }
+    assert_eq!(cache.hashes(), u64::from(ROOTS));
+    assert_eq!(cache.len(), usize::from(ROOTS));
 }
