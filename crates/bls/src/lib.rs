@@ -6,9 +6,14 @@
 //! - [`SecretKey`]: zeroized on drop, never printed (its `Debug` shows only the public key);
 //! - [`PublicKey`]: a validated, compressed public key, cheap to copy, hash and compare;
 //! - [`Signature`]: a compressed signature;
-//! - EIP-2333 derivation ([`SecretKey::derive_master_eip2333`], [`SecretKey::derive_child_eip2333`]).
+//! - EIP-2333 derivation ([`SecretKey::derive_master_eip2333`], [`SecretKey::derive_child_eip2333`]);
+//! - [`HashCache`]: signing roots hashed to G2 once and shared by the signing threads. A signature is
+//!   the hash of the root ([`HashedRoot`], public, about half the cost) multiplied by the secret key;
+//!   [`SecretKey::sign_with`] takes the hash from the cache and finishes with
+//!   [`SecretKey::sign_hashed`], byte for byte [`SecretKey::sign`].
 //!
-//! Every fallible operation returns the one [`Error`] enum of this crate.
+//! Every fallible operation returns the one [`Error`] enum of this crate. The only `unsafe` code, two
+//! calls into blst's C API, is in the private `raw` module of `hash_cache.rs`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +21,10 @@ use std::str::FromStr;
 use blst::BLST_ERROR;
 use blst::min_pk;
 use zeroize::Zeroizing;
+
+mod hash_cache;
+
+pub use hash_cache::{HASH_CACHE_CAPACITY, HashCache, HashedRoot};
 
 /// The Ethereum consensus proof-of-possession ciphersuite domain separation tag.
 pub const DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";

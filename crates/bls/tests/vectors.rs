@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use ferrosigner_bls::{PublicKey, SecretKey, Signature};
+use ferrosigner_bls::{HashCache, PublicKey, SecretKey, Signature};
 use serde_json::Value;
 
 fn cases(kind: &str) -> Vec<(String, Value)> {
@@ -29,20 +29,34 @@ fn unhex(v: &Value) -> Vec<u8> {
 
 #[test]
 fn sign() {
+    // One cache for all cases: each message is signed on a miss, then on a hit, besides directly.
+    let cache = HashCache::default();
     for (name, case) in cases("sign") {
         let input = &case["input"];
         let sk = SecretKey::from_bytes(&unhex(&input["privkey"]));
         match &case["output"] {
             Value::Null => assert!(sk.is_err(), "{name}: expected the key to be refused"),
             expected => {
-                let sig = sk
-                    .unwrap_or_else(|e| panic!("{name}: {e}"))
-                    .sign(&unhex(&input["message"]));
-                assert_eq!(
-                    sig.as_bytes().as_slice(),
-                    unhex(expected).as_slice(),
-                    "{name}"
-                );
+                let sk = sk.unwrap_or_else(|e| panic!("{name}: {e}"));
+                let message = unhex(&input["message"]);
+                let root: [u8; 32] = message.as_slice().try_into().expect("32-byte message");
+                let expected = unhex(expected);
+                let signed = [
+                    sk.sign(&message),
+                    sk.sign_with(&root, &cache),
+                    sk.sign_with(&root, &cache),
+                ];
+                for (path, sig) in ["direct", "cache miss or hit", "cache hit"]
+                    .iter()
+                    .zip(signed)
+                {
+                    assert_eq!(
+                        sig.as_bytes().as_slice(),
+                        expected.as_slice(),
+                        "{name}: {path}"
+                    );
+                }
+                assert!(cache.contains(&root), "{name}");
             }
         }
     }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ferrosigner_bls::Signature;
+use ferrosigner_bls::{HashCache, Signature};
 use tokio::sync::oneshot;
 
 use crate::keys::KeyEntry;
@@ -20,6 +20,8 @@ pub struct SignPool {
     pool: rayon::ThreadPool,
     waiting: Arc<AtomicUsize>,
     capacity: usize,
+    /// Signing roots hashed to G2, shared by the threads: a root many keys sign is hashed once.
+    hashes: Arc<HashCache>,
 }
 
 /// Why the pool did not sign.
@@ -57,6 +59,7 @@ impl SignPool {
             pool,
             waiting: Arc::new(AtomicUsize::new(0)),
             capacity: capacity.max(1),
+            hashes: Arc::new(HashCache::default()),
         })
     }
 
@@ -76,10 +79,11 @@ impl SignPool {
         }
         let waiting = self.waiting.clone();
         let (tx, rx) = oneshot::channel();
+        let hashes = self.hashes.clone();
         self.pool.spawn(move || {
             waiting.fetch_sub(1, Ordering::AcqRel);
             if !tx.is_closed() {
-                let _ = tx.send(key.secret.sign(&message));
+                let _ = tx.send(key.secret.sign_with(&message, &hashes));
             }
         });
         rx.await.map_err(|_| PoolError::Stopped)
