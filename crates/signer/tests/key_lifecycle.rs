@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{fork_info, key, keystore_json, km, statuses};
+use common::{PgOutage, fork_info, key, keystore_json, km, statuses};
 use ferrosigner::Running;
 use ferrosigner_slashing::SlashingDb;
 use reqwest::Method;
@@ -163,44 +163,6 @@ fn sqlite_files(data: &Path) -> Vec<PathBuf> {
 fn db_args(url: Option<&str>) -> Vec<&str> {
     url.map(|url| vec!["--slashing-protection-db-url", url])
         .unwrap_or_default()
-}
-
-/// Makes a PostgreSQL database refuse connections (and drops the open ones) until dropped.
-struct PgOutage {
-    admin: tokio_postgres::Client,
-    name: String,
-}
-
-impl PgOutage {
-    async fn begin(url: &str) -> PgOutage {
-        let (base, name) = url.rsplit_once('/').unwrap();
-        let (admin, connection) =
-            tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(connection);
-        admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-            ))
-            .await
-            .unwrap();
-        PgOutage {
-            admin,
-            name: name.to_owned(),
-        }
-    }
-
-    async fn end(self) {
-        self.admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-                self.name
-            ))
-            .await
-            .unwrap();
-    }
 }
 
 /// Finding: DELETE while the slashing database cannot record answered `error` but dropped the key from memory

@@ -465,30 +465,14 @@ async fn high_watermark_endpoint_reports_it_and_answers_503_when_the_database_is
     assert_eq!(signer.sign(&pk, &block(223, 1)).await.0, 200);
 
     // The database stops accepting connections and its sessions are ended.
-    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
-    let admin = std::env::var("FERROSIGNER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!(
-            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await
-        .unwrap();
+    let outage = common::PgOutage::begin(&url).await;
     let (status, body) = get().await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body["error"].as_str().is_some_and(|e| !e.is_empty()),
         "{body}"
     );
-    client
-        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .await
-        .unwrap();
+    outage.end().await;
     assert_eq!(get().await, (200, json!({"epoch": "7", "slot": "224"})));
     signer.running.shutdown().await;
 }

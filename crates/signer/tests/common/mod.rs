@@ -294,3 +294,41 @@ pub fn attested_targets(interchange: &Value, pubkey: &str) -> Vec<u64> {
         .map(|a| a["target_epoch"].as_str().unwrap().parse().unwrap())
         .collect()
 }
+
+/// Makes a PostgreSQL database refuse connections (and drops the open ones) until [`PgOutage::end`].
+pub struct PgOutage {
+    admin: tokio_postgres::Client,
+    name: String,
+}
+
+impl PgOutage {
+    pub async fn begin(url: &str) -> PgOutage {
+        let (base, name) = url.rsplit_once('/').unwrap();
+        let (admin, connection) =
+            tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .await
+            .unwrap();
+        PgOutage {
+            admin,
+            name: name.to_owned(),
+        }
+    }
+
+    pub async fn end(self) {
+        self.admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                self.name
+            ))
+            .await
+            .unwrap();
+    }
+}
