@@ -197,15 +197,18 @@ pub struct RunArgs {
     pub idle_connection_timeout_seconds: u64,
 
     /// Connections the signing API serves at once; a connection beyond gets 503 (JSON, `Retry-After`)
-    /// and is closed. Well below the usual open-file limit of 1024 (the soft limit is raised to the
-    /// hard one at start).
-    #[arg(long, env = "FERROSIGNER_HTTP_MAX_CONNECTIONS", default_value_t = 512,
+    /// and is closed. The soft open-file limit is raised to the hard one at start, and the cap is
+    /// lowered (with a warning) where that limit leaves no room for it. A validator client opens about
+    /// one connection per concurrent request in a slot's burst.
+    #[arg(long, env = "FERROSIGNER_HTTP_MAX_CONNECTIONS", default_value_t = 2048,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub http_max_connections: usize,
 
     /// Sign requests handled at once; more get 503 (JSON, `Retry-After: 1`) at once instead of
-    /// queueing.
-    #[arg(long, env = "FERROSIGNER_MAX_CONCURRENT_SIGN_REQUESTS", default_value_t = 256,
+    /// queueing. The default takes a slot's burst of about 10,000 validators (their attestations,
+    /// selection proofs and sync committee messages arrive together) with room to spare, and is about
+    /// a third of a second of signing work on 2 cores.
+    #[arg(long, env = "FERROSIGNER_MAX_CONCURRENT_SIGN_REQUESTS", default_value_t = 1024,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_concurrent_sign_requests: usize,
 

@@ -245,18 +245,23 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         ),
     );
 
-    let server_limits = http::ServerLimits::from_args(&args);
+    let mut server_limits = http::ServerLimits::from_args(&args);
     match http::server::raise_open_file_limit() {
         Ok((before, after)) => {
             tracing::info!(before, after, "open file limit");
-            let needed = server_limits.max_connections as u64 + 64;
-            if after < needed {
+            // Room beyond the served connections: refused connections being answered, database
+            // connections, keystore and cache files, the listeners.
+            let reserve = http::server::REJECTING_AT_ONCE as u64 + 64;
+            let fit = usize::try_from(after.saturating_sub(reserve)).unwrap_or(usize::MAX);
+            if fit < server_limits.max_connections {
                 tracing::warn!(
-                    limit = after,
-                    max_connections = server_limits.max_connections,
-                    "the open file limit is below --http-max-connections plus room for files and \
-                     database connections; lower --http-max-connections or raise the limit"
+                    open_file_limit = after,
+                    requested = server_limits.max_connections,
+                    serving = fit.max(1),
+                    "the open file limit leaves no room for --http-max-connections; serving fewer \
+                     connections at once (raise the limit, e.g. LimitNOFILE in systemd)"
                 );
+                server_limits.max_connections = fit.max(1);
             }
         }
         Err(e) => tracing::warn!("raising the open file limit failed: {e}"),
