@@ -34,6 +34,7 @@
 //! transaction (on SQLite its own writer job), so a check waits for at most one chunk.
 #![warn(missing_docs)]
 
+mod pg_tls;
 mod postgres;
 mod sqlite;
 mod stored;
@@ -132,14 +133,19 @@ pub fn is_postgres(location: &str) -> bool {
 }
 
 /// A database location fit for logs and error messages: a SQLite path as is, a PostgreSQL URL as
-/// `postgres://user@host:port/dbname` built from its parsed parts, so that no password (whether in
-/// the user info or in a `?password=` parameter) and no other parameter is ever shown.
+/// `postgres://user@host:port/dbname` built from its parsed parts, followed by `?sslmode=…` when
+/// the URL sets one, so that no password (whether in the user info or in a `?password=`
+/// parameter) and no other parameter is ever shown.
 pub fn describe_location(location: &str) -> String {
     if !is_postgres(location) {
         return location.to_owned();
     }
-    let Ok(cfg) = location.parse::<tokio_postgres::Config>() else {
-        return "postgres://(a URL that does not parse)".to_owned();
+    let unparsable = || "postgres://(a URL that does not parse)".to_owned();
+    let Ok((stripped, tls)) = pg_tls::split_url(location) else {
+        return unparsable();
+    };
+    let Ok(cfg) = stripped.parse::<tokio_postgres::Config>() else {
+        return unparsable();
     };
     let hosts: Vec<String> = cfg
         .get_hosts()
@@ -159,7 +165,11 @@ pub fn describe_location(location: &str) -> String {
         .collect();
     let user = cfg.get_user().map(|u| format!("{u}@")).unwrap_or_default();
     let dbname = cfg.get_dbname().unwrap_or("");
-    format!("postgres://{user}{}/{dbname}", hosts.join(","))
+    let sslmode = tls
+        .mode
+        .map(|m| format!("?sslmode={}", m.as_str()))
+        .unwrap_or_default();
+    format!("postgres://{user}{}/{dbname}{sslmode}", hosts.join(","))
 }
 
 impl SlashingDb {
@@ -385,7 +395,15 @@ mod tests {
         for (url, shown) in [
             (
                 "postgres://alice:s3cret@db.example:5433/slashing?sslmode=disable",
-                "postgres://alice@db.example:5433/slashing",
+                "postgres://alice@db.example:5433/slashing?sslmode=disable",
+            ),
+            (
+                "postgres://alice:s3cret@db.example/slashing?sslrootcert=/etc/ca.pem&sslmode=verify-full",
+                "postgres://alice@db.example:5432/slashing?sslmode=verify-full",
+            ),
+            (
+                "postgres://alice:s3cret@db.example/slashing?sslmode=bogus",
+                "postgres://(a URL that does not parse)",
             ),
             (
                 "postgresql://db.example/slashing?user=bob&password=s3cret",

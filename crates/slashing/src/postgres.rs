@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use crate::interchange::{ImportRecord, Interchange, InterchangeRecord};
@@ -56,13 +56,36 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
                 Error::Database(format!("PostgreSQL: {} ({code})", db.message()))
             }
         }
-        // No server error: the connection was lost or could not be used.
-        None => Error::Unavailable(format!("PostgreSQL connection: {e}")),
+        // No server error: the connection was lost or could not be used (refused, TLS handshake).
+        None => Error::Unavailable(format!("PostgreSQL connection: {}", chain(&e))),
     }
 }
 
-fn pool_err<E: std::fmt::Display>(e: E) -> Error {
-    Error::Unavailable(format!("PostgreSQL pool: {e}"))
+/// An error and its causes, `: `-separated (tokio-postgres shows the cause only as a source).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn pool_err(e: PoolError) -> Error {
+    match e {
+        // A new connection could not be made (refused, TLS, authentication): say why; the store is
+        // unavailable whatever the cause.
+        PoolError::Backend(e) => match pg_err(e) {
+            Error::Database(m) => Error::Unavailable(m),
+            other => other,
+        },
+        e => Error::Unavailable(format!("PostgreSQL pool: {e}")),
+    }
 }
 
 fn root_param(root: &StoredRoot) -> Option<&[u8]> {
@@ -240,23 +263,36 @@ async fn maxima(
     Ok(m)
 }
 
+/// A server that refuses a connection without TLS says "no encryption" in its pg_hba refusal: point
+/// at `sslmode` when the URL turned TLS off.
+fn with_tls_hint(e: Error, mode: crate::pg_tls::SslMode) -> Error {
+    let hint = "the server accepts only TLS connections here: use sslmode=require, verify-ca or \
+                verify-full";
+    match e {
+        Error::Unavailable(m)
+            if mode == crate::pg_tls::SslMode::Disable && m.contains("no encryption") =>
+        {
+            Error::Unavailable(format!("{m}; {hint}"))
+        }
+        e => e,
+    }
+}
+
 impl PgStore {
     /// Connects, migrates the schema (serialised across processes by an advisory lock) and
     /// returns a pool handle.
     pub async fn open(url: &str) -> Result<Self, Error> {
-        let mut cfg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| Error::Open(format!("invalid PostgreSQL URL: {e}")))?;
+        let (mut cfg, tls, settings) = crate::pg_tls::configure(url)?;
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(Duration::from_secs(5));
         }
-        let manager = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            Some(tls) => Manager::from_config(cfg, tls, manager_config()),
+            None => Manager::from_config(cfg, NoTls, manager_config()),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -266,7 +302,9 @@ impl PgStore {
             .build()
             .map_err(|e| Error::Open(format!("cannot build the PostgreSQL pool: {e}")))?;
         let store = Self { pool };
-        with_timeout(store.migrate()).await?;
+        with_timeout(store.migrate())
+            .await
+            .map_err(|e| with_tls_hint(e, settings.effective_mode()))?;
         Ok(store)
     }
 
