@@ -4,30 +4,15 @@
 //! its record, and a request answered 503 left no record.
 
 mod common;
+mod processes;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestSigner, attestation, attested_targets, free_port, secret};
+use common::{TestSigner, attestation, attested_targets, secret};
+use processes::{PrivatePostgres, is_root, spawn_signer, unavailable};
 use serde_json::Value;
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips (loudly) or, under `CI=true`, fails when a test's prerequisite is missing.
-fn unavailable(what: &str) {
-    if ci() {
-        panic!("{what} is required under CI=true");
-    }
-    eprintln!("SKIPPED: {what} is not available here");
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn key_hex() -> &'static str {
     "0x263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3"
@@ -158,186 +143,6 @@ async fn a_full_disk_answers_503_turns_health_down_records_nothing_and_recovers(
     signer.running.shutdown().await;
 }
 
-/// A PostgreSQL cluster of this test's own on a free port, stopped and removed on drop.
-struct PrivatePostgres {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-}
-
-impl PrivatePostgres {
-    fn start() -> Option<PrivatePostgres> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .and_then(|versions| {
-                versions
-                    .filter_map(|v| v.ok())
-                    .map(|v| v.path().join("bin"))
-                    .filter(|b| b.join("initdb").exists())
-                    .max()
-            });
-        let Some(bin) = bin else {
-            unavailable("PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb)");
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let pg = PrivatePostgres {
-            dir,
-            bin,
-            port: free_port(),
-        };
-        std::fs::create_dir(pg.data()).unwrap();
-        if is_root() {
-            // PostgreSQL refuses to run as root: the cluster belongs to the postgres user.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(pg.dir.path(), std::fs::Permissions::from_mode(0o755))
-                .unwrap();
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(pg.data())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "chown the cluster dir to postgres");
-        }
-        let out = pg
-            .pg_command("initdb")
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-            .arg(pg.data())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        pg.ctl_start();
-        Some(pg)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn pg_command(&self, tool: &str) -> Command {
-        let exe = self.bin.join(tool);
-        if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(exe);
-            c
-        } else {
-            Command::new(exe)
-        }
-    }
-
-    fn ctl_start(&self) {
-        let out = self
-            .pg_command("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .args(["-w", "-l"])
-            .arg(self.data().join("log"))
-            .args([
-                "-o",
-                &format!(
-                    "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off",
-                    self.port
-                ),
-                "start",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn ctl_stop(&self) {
-        let _ = self
-            .pg_command("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .args(["-w", "-m", "immediate", "stop"])
-            .output();
-    }
-
-    /// The postmaster and its children (from /proc), for SIGSTOP/SIGCONT.
-    fn pids(&self) -> Vec<i32> {
-        let Ok(pidfile) = std::fs::read_to_string(self.data().join("postmaster.pid")) else {
-            return vec![];
-        };
-        let main: i32 = pidfile.lines().next().unwrap().trim().parse().unwrap();
-        let mut pids = vec![main];
-        for entry in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            // The parent pid is the second field after the parenthesised command name.
-            let parent = std::fs::read_to_string(entry.path().join("stat"))
-                .ok()
-                .and_then(|stat| {
-                    let after = stat.rsplit_once(')')?.1.to_owned();
-                    after.split_whitespace().nth(1)?.parse::<i32>().ok()
-                });
-            if parent == Some(main) {
-                pids.push(pid);
-            }
-        }
-        pids
-    }
-
-    fn signal(&self, signal: i32) {
-        for pid in self.pids() {
-            // SAFETY: kill has no memory preconditions; the pids belong to this test's cluster.
-            unsafe { libc::kill(pid, signal) };
-        }
-    }
-
-    fn url(&self, params: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/postgres{params}",
-            self.port
-        )
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        self.ctl_stop();
-    }
-}
-
-/// The real binary with JSON logs written to `log`.
-fn spawn_signer(dir: &Path, log: &Path, extra: &[&str]) -> (Child, String) {
-    let keys = dir.join("keys");
-    let password_file = common::write_keystores(&keys, &[secret(key_hex())], "pw");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferrosigner"))
-        .arg("run")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args([
-            "--http-listen-port",
-            &port.to_string(),
-            "--metrics-enabled",
-            "false",
-        ])
-        .args(["--log-format", "json", "--key-cache-enabled", "false"])
-        .arg("--keystores-path")
-        .arg(&keys)
-        .arg("--keystores-password-file")
-        .arg(&password_file)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    (child, format!("http://127.0.0.1:{port}"))
-}
-
 fn log_lines(log: &Path) -> Vec<Value> {
     std::fs::read_to_string(log)
         .unwrap()
@@ -392,6 +197,7 @@ async fn a_postgres_outage_answers_503_within_the_deadline_logs_once_and_recover
     let (mut child, base) = spawn_signer(
         dir.path(),
         &log,
+        secret(key_hex()),
         &[
             "--slashing-protection-db-url",
             &url,
@@ -450,7 +256,7 @@ async fn a_postgres_outage_answers_503_within_the_deadline_logs_once_and_recover
         assert!(took < Duration::from_secs(4), "answered after {took:?}");
     }
     assert_eq!(health(&client, &base).await.0, 503);
-    pg.ctl_start();
+    pg.ctl_start("");
     // No request is sent: the signer's own probe notices the recovery.
     wait_for_log(&log, "INFO", "recovered", 2).await;
     assert_eq!(health(&client, &base).await.0, 200);
