@@ -15,6 +15,8 @@
 //!     round trip to a server-side plpgsql function that takes a per-validator advisory
 //!     transaction lock, decides, inserts and returns the verdict with its evidence, so several
 //!     signer processes sharing one database never both sign conflicting messages.
+//!     Connections use TLS (rustls) as libpq's `sslmode` and `sslrootcert` URL parameters say
+//!     (`pg_tls`); [`describe_location`] shows the URL without its secrets.
 //!
 //! Every check is atomic check-and-record: `Ok` means the record is committed durably, so the
 //! caller may sign. A refusal is [`Error::Refused`] with the conflicting record or watermark; a

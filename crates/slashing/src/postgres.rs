@@ -263,14 +263,15 @@ async fn maxima(
     Ok(m)
 }
 
-/// A server that refuses a connection without TLS says "no encryption" in its pg_hba refusal: point
-/// at `sslmode` when the URL turned TLS off.
+/// A server that refuses a connection without TLS says "no encryption" (before PostgreSQL 14: "SSL
+/// off") in its pg_hba refusal: point at `sslmode` when the URL turned TLS off.
 fn with_tls_hint(e: Error, mode: crate::pg_tls::SslMode) -> Error {
     let hint = "the server accepts only TLS connections here: use sslmode=require, verify-ca or \
                 verify-full";
     match e {
         Error::Unavailable(m)
-            if mode == crate::pg_tls::SslMode::Disable && m.contains("no encryption") =>
+            if mode == crate::pg_tls::SslMode::Disable
+                && (m.contains("no encryption") || m.contains("SSL off")) =>
         {
             Error::Unavailable(format!("{m}; {hint}"))
         }
