@@ -7,11 +7,10 @@ mod common;
 mod processes;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::{attestation, secret};
 use ferrosigner_slashing::{Error, SlashingDb};
-use processes::{PrivatePostgres, spawn_signer};
+use processes::{PrivatePostgres, spawn_signer, wait_healthy};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 /// In the URLs; trust authentication ignores it, and no message may show it.
@@ -159,21 +158,7 @@ async fn tls_modes_against_a_server_that_accepts_only_tls() {
         &["--slashing-protection-db-url", &db_url],
     );
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !client
-        .get(format!("{base}/healthcheck"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "signer exited: {}",
-            read(&log)
-        );
-        assert!(Instant::now() < deadline, "{}", read(&log));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_healthy(&client, &base, &mut child, &log).await;
     let sign = |root: u8| {
         client
             .post(format!("{base}/api/v1/eth2/sign/{pk}"))

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{TestSigner, attestation, attested_targets, secret};
-use processes::{PrivatePostgres, is_root, spawn_signer, unavailable};
+use processes::{PrivatePostgres, is_root, spawn_signer, unavailable, wait_healthy};
 use serde_json::Value;
 
 fn key_hex() -> &'static str {
@@ -206,20 +206,7 @@ async fn a_postgres_outage_answers_503_within_the_deadline_logs_once_and_recover
         ],
     );
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !client
-        .get(format!("{base}/healthcheck"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_healthy(&client, &base, &mut child, &log).await;
     let mut signed = vec![];
     let (status, body, _) = sign_timed(&client, &base, &attestation(0, 1, 1)).await;
     assert_eq!(status, 200, "{body}");

@@ -212,63 +212,18 @@ fn root_store(path: &str) -> Result<RootCertStore, Error> {
     Ok(roots)
 }
 
-/// Accepts any server certificate (`prefer`/`require` without `sslrootcert`) but still checks the
-/// handshake signatures, so the session is bound to the key of the certificate shown.
+/// The certificate check of `prefer`, `require` and `verify-ca`: with roots (`sslrootcert`), the
+/// chain is verified but not the host name (rustls checks the name last, after the chain, so a name
+/// mismatch alone means the chain verified); without roots (`prefer`/`require` only) any
+/// certificate is accepted. Either way the handshake signatures are checked, so the session is
+/// bound to the key of the certificate shown.
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct WithoutHostName {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-/// Verifies the chain against the roots but not the host name (`verify-ca`, and `prefer`/`require`
-/// with `sslrootcert`). rustls checks the name last, after the chain, so a name mismatch alone
-/// means the chain verified.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for WithoutHostName {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -277,10 +232,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -294,7 +249,12 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -303,11 +263,18 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -326,7 +293,7 @@ impl RustlsConnect {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Open(format!("TLS configuration: {e}")))?;
-        let verifier: Arc<dyn ServerCertVerifier> = match (mode, rootcert) {
+        let chain = match (mode, rootcert) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
                 return Err(Error::Open(format!(
                     "sslmode={} needs sslrootcert=<PEM file of the CA certificates> in the \
@@ -334,20 +301,19 @@ impl RustlsConnect {
                     mode.as_str()
                 )));
             }
-            (_, None) => Arc::new(AnyCertificate(provider)),
-            (_, Some(path)) => {
-                let webpki = WebPkiServerVerifier::builder_with_provider(
+            (_, None) => None,
+            (_, Some(path)) => Some(
+                WebPkiServerVerifier::builder_with_provider(
                     Arc::new(root_store(path)?),
-                    provider,
+                    provider.clone(),
                 )
                 .build()
-                .map_err(|e| Error::Open(format!("sslrootcert {path}: {e}")))?;
-                if mode == SslMode::VerifyFull {
-                    webpki
-                } else {
-                    Arc::new(ChainOnly(webpki))
-                }
-            }
+                .map_err(|e| Error::Open(format!("sslrootcert {path}: {e}")))?,
+            ),
+        };
+        let verifier: Arc<dyn ServerCertVerifier> = match chain {
+            Some(full) if mode == SslMode::VerifyFull => full,
+            chain => Arc::new(WithoutHostName { provider, chain }),
         };
         let config = builder
             .dangerous()

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ferrosigner_bls::SecretKey;
 
@@ -231,4 +232,25 @@ pub fn spawn_signer(dir: &Path, log: &Path, key: SecretKey, extra: &[&str]) -> (
         .spawn()
         .unwrap();
     (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// Waits (up to 60 s) until the signer at `base` answers `/healthcheck` with 200; fails with its log
+/// if it exits or does not get there.
+pub async fn wait_healthy(client: &reqwest::Client, base: &str, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    while !client
+        .get(format!("{base}/healthcheck"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "signer exited: {}",
+            log()
+        );
+        assert!(Instant::now() < deadline, "{}", log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
