@@ -8,6 +8,7 @@
 mod body;
 mod eth2;
 mod health;
+pub mod host_allowlist;
 pub mod keymanager;
 mod limits;
 pub mod server;
