@@ -855,6 +855,10 @@ pub fn print_config(args: &RunArgs, sources: &[(String, Source)]) -> String {
             Source::Default => "default".to_owned(),
         };
         match table.get(key) {
+            // Not a key of the file itself: shown, commented out, so that the output is a valid file.
+            Some(value) if key == "config-file" => {
+                out.push_str(&format!("# {key} = {value}  # {origin}\n"))
+            }
             Some(value) => {
                 let mut line = format!("{key} = {value}");
                 if key == "slashing-protection-db-url" {
