@@ -882,4 +882,43 @@ mod tests {
     fn the_run_flags_are_consistent() {
         Cli::command().debug_assert();
     }
+
+    fn run_with_file(contents: &str, flags: &[&str]) -> (RunArgs, Vec<(String, Source)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, contents).unwrap();
+        let mut args: Vec<OsString> = vec!["ferrosigner".into(), "run".into()];
+        args.push("--config-file".into());
+        args.push(file.into_os_string());
+        args.extend(flags.iter().map(OsString::from));
+        let parsed = parse_from(args).unwrap();
+        match parsed.cli.command {
+            Command::Run(run) => (*run, parsed.sources),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_pruning_interval_in_hours_or_seconds_follows_precedence() {
+        let hour = std::time::Duration::from_secs(3600);
+        let (run, _) = run_with_file("slashing-protection-pruning-interval = 2\n", &[]);
+        assert_eq!(run.pruning_interval(), 2 * hour);
+        let (run, sources) = run_with_file(
+            "slashing-protection-pruning-interval = 2\n",
+            &["--slashing-protection-pruning-interval-seconds", "60"],
+        );
+        assert_eq!(run.pruning_interval(), std::time::Duration::from_secs(60));
+        assert!(
+            sources
+                .iter()
+                .any(|(k, s)| k == "slashing-protection-pruning-interval-seconds"
+                    && *s == Source::CommandLine)
+        );
+        let (run, _) = run_with_file(
+            "slashing-protection-pruning-interval-seconds = 60\n",
+            &["--slashing-protection-pruning-interval", "3"],
+        );
+        assert_eq!(run.pruning_interval(), 3 * hour);
+        assert_eq!(run.slashing_protection_pruning_interval_seconds, 3 * 3600);
+    }
 }
