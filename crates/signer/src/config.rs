@@ -735,10 +735,20 @@ fn load_config_file(
     let shown = file.display();
     let text = std::fs::read_to_string(file)
         .map_err(|e| ParseError::ConfigFile(format!("reading config file {shown}: {e}")))?;
+    // The position and the parser's message only: the offending line may hold a password.
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!(" at line {line}, column {column}")
+            })
+            .unwrap_or_default();
         ParseError::ConfigFile(format!(
-            "config file {shown} is not valid TOML: {}",
-            e.to_string().trim_end()
+            "config file {shown} is not valid TOML{at}: {}",
+            e.message().trim_end()
         ))
     })?;
     let mut values = BTreeMap::new();

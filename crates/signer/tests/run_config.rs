@@ -40,9 +40,9 @@ struct Signer {
 
 impl Signer {
     /// Starts the binary (JSON logs) and waits for its `listening` line, which gives the bound address.
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> Signer {
+    fn start<S: AsRef<str>>(args: &[S], envs: &[(&str, &str)]) -> Signer {
         let mut all = vec!["run", "--log-format", "json"];
-        all.extend_from_slice(args);
+        all.extend(args.iter().map(AsRef::as_ref));
         let mut child = command(&all, envs)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -333,7 +333,15 @@ fn a_bad_config_file_is_a_clear_error_naming_the_file_and_the_key() {
             "config-file = \"other.toml\"\n",
             &["`config-file`", "only the command line or the environment"],
         ),
-        ("http-listen-port = \n", &["not valid TOML", "line 1"]),
+        (
+            "http-listen-port = \n",
+            &["not valid TOML at line 1, column 20"],
+        ),
+        // The offending line is not shown: it may hold a password.
+        (
+            "network = \"mainnet\"\nslashing-protection-db-url = postgres://u:hunter2@db/x\n",
+            &["not valid TOML at line 2, column 30"],
+        ),
     ];
     for (contents, mentions) in cases {
         let path = write(&file, contents);
@@ -344,6 +352,7 @@ fn a_bad_config_file_is_a_clear_error_naming_the_file_and_the_key() {
             stderr.contains(&format!("config file {path}")),
             "{contents}: {stderr}"
         );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
         for mention in *mentions {
             assert!(stderr.contains(mention), "{contents}: {mention}: {stderr}");
         }
@@ -482,16 +491,7 @@ fn the_host_allowlist_refuses_other_hosts_with_403_json() {
 
     // `*` serves every host, and requests naming none.
     let signer = Signer::start(
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--http-listen-port",
-            "0",
-            "--metrics-enabled",
-            "false",
-            "--http-host-allowlist",
-            "*",
-        ],
+        &common::local_flags(&data, &["--http-host-allowlist", "*"]),
         &[],
     )
     .ready("localhost");
@@ -504,14 +504,7 @@ fn the_host_allowlist_refuses_other_hosts_with_403_json() {
 
     // A named list, IPv6 literal in brackets: the port of the Host header does not matter.
     let signer = Signer::start(
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--http-listen-port",
-            "0",
-            "--metrics-enabled",
-            "false",
-        ],
+        &common::local_flags(&data, &[]),
         &[("FERROSIGNER_HTTP_HOST_ALLOWLIST", "Signer.Example,[::1]")],
     )
     .ready("signer.example");
@@ -543,31 +536,18 @@ fn a_made_up_genesis_root_signs_only_with_the_flag_and_slashing_protection_still
     let pubkey = secret.public_key();
     let keys = dir.path().join("keys");
     let password = common::write_keystores(&keys, std::slice::from_ref(&secret), "pw");
-    let args = |data: &str, extra: &[&'static str]| -> Vec<String> {
-        let data = dir.path().join(data);
-        let mut args: Vec<String> = [
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--http-listen-port",
-            "0",
-            "--metrics-enabled",
-            "false",
+    let args = |data: &str, extra: &[&str]| {
+        let mut flags = vec![
             "--keystores-path",
             keys.to_str().unwrap(),
             "--keystores-password-file",
             password.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
+        ];
+        flags.extend_from_slice(extra);
+        common::local_flags(&dir.path().join(data), &flags)
     };
-    let start = |data: &str, extra: &[&'static str]| {
-        let owned = args(data, extra);
-        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-        Signer::start(&refs, &[]).ready("127.0.0.1")
-    };
+    let start =
+        |data: &str, extra: &[&str]| Signer::start(&args(data, extra), &[]).ready("127.0.0.1");
     let vote = with_root(common::attestation(1, 2, 0xaa), MADE_UP_ROOT);
 
     // By default: 400.
