@@ -1,12 +1,12 @@
 //! ferrosigner: an Ethereum consensus-layer remote signer.
 //!
 //! How the parts connect:
-//! - [`config`] parses the command line (flags and `FERROSIGNER_*` variables);
+//! - [`config`] parses the command line (flags, `FERROSIGNER_*` variables and the TOML `--config-file`);
 //! - [`start`] wires a running signer: network ([`ferrosigner_consensus`]), slashing database
 //!   ([`ferrosigner_slashing`], which records the network's genesis validators root when it opens), the
 //!   [`keys::Keyring`] that owns every key ([`ferrosigner_keystore`]) and loads them in the background, the
 //!   signing pipeline ([`signing`]) whose BLS work runs on [`pool`], and the HTTP listeners ([`http`]) with
-//!   [`metrics`];
+//!   [`metrics`], each behind its `Host` allow-list ([`http::host_allowlist`]);
 //! - handlers parse, call [`signing::Signer`] or the [`keys::Keyring`], and map the result to a status;
 //! - [`health`] decides when the signer is UP and probes a faulted database until it recovers;
 //!   [`faults`] logs a lasting fault once, with rate-limited reminders;
