@@ -646,11 +646,11 @@ fn resolve_pruning_interval(run: &mut RunArgs, sources: &mut [(String, Source)])
 /// The config file `run` is given: `--config-file F` or `--config-file=F` after `run`, else
 /// `FERROSIGNER_CONFIG_FILE`. (clap parses the same flag again; this only finds the file first.)
 fn config_file_named(args: &[OsString]) -> Option<PathBuf> {
-    let mut rest = args
-        .iter()
-        .skip(1)
-        .skip_while(|a| a.to_str() != Some("run"));
-    rest.next()?;
+    // `run` is the first argument: the top level takes no options but `--help` and `--version`.
+    if args.get(1).and_then(|a| a.to_str()) != Some("run") {
+        return None;
+    }
+    let mut rest = args.iter().skip(2);
     let mut found = None;
     while let Some(arg) = rest.next() {
         let Some(text) = arg.to_str() else { continue };
@@ -906,6 +906,31 @@ mod tests {
             Command::Run(run) => (*run, parsed.sources),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn only_run_reads_a_config_file() {
+        let named =
+            |args: &[&str]| config_file_named(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(
+            named(&["fs", "run", "--config-file", "a.toml"]),
+            Some(PathBuf::from("a.toml"))
+        );
+        assert_eq!(
+            named(&["fs", "run", "--network", "hoodi", "--config-file=b.toml"]),
+            Some(PathBuf::from("b.toml"))
+        );
+        assert_eq!(
+            named(&[
+                "fs",
+                "generate-keystores",
+                "--password",
+                "run",
+                "--config-file",
+                "a.toml"
+            ]),
+            None
+        );
     }
 
     #[test]
