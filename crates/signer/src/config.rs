@@ -1,12 +1,27 @@
 //! Command line: `ferrosigner run` and the operator tools.
 //!
 //! Every flag of `run` can also come from an environment variable named `FERROSIGNER_<FLAG>` (upper case,
-//! dashes as underscores), e.g. `FERROSIGNER_HTTP_LISTEN_PORT=9000`. A flag given on the command line wins.
+//! dashes as underscores), e.g. `FERROSIGNER_HTTP_LISTEN_PORT=9000`, and from a TOML file named by
+//! `--config-file` (or `FERROSIGNER_CONFIG_FILE`) whose keys are the long flag names, dashes or
+//! underscores (`http-listen-port = 9000`). A flag given on the command line wins over the environment,
+//! which wins over the file, which wins over the default. [`parse`] reads the file before the real parse
+//! and makes each of its values the default of its flag, so clap's own precedence does the rest; an
+//! unknown key, a value of the wrong type or one the flag refuses is an error naming the file and the key.
+//! `run --print-config` prints the effective configuration with where each value came from
+//! ([`print_config`]), secrets redacted.
+//!
+//! Some flags also take Web3Signer's spelling (e.g. `--metrics-port`, `--logging`), and boolean flags may be
+//! given bare (`--metrics-enabled` is `--metrics-enabled true`), as Web3Signer's scripts write them.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::http::host_allowlist::HostAllowList;
 
 /// ferrosigner: an Ethereum consensus remote signer (Web3Signer-compatible eth2 API, Keymanager API).
 #[derive(Debug, Parser)]
@@ -30,7 +45,8 @@ pub enum Command {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
     Plain,
@@ -38,8 +54,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Options of `ferrosigner run`.
-#[derive(Debug, Clone, Args)]
+/// Options of `ferrosigner run`. Serialized (kebab-case keys, the database URL redacted) for
+/// `--print-config`.
+#[derive(Debug, Clone, Args, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct RunArgs {
     /// Directory for the signer's own state: slashing database, managed keystores, API token, key cache.
     #[arg(
@@ -79,19 +97,26 @@ pub struct RunArgs {
     pub tls_client_ca_file: Option<PathBuf>,
 
     /// Serve Prometheus metrics on their own listener.
-    #[arg(long, env = "FERROSIGNER_METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "FERROSIGNER_METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
     pub metrics_enabled: bool,
 
     /// Address the metrics listener binds.
     #[arg(
         long,
+        visible_alias = "metrics-host",
         env = "FERROSIGNER_METRICS_LISTEN_HOST",
         default_value = "127.0.0.1"
     )]
     pub metrics_listen_host: IpAddr,
 
     /// Port of the metrics listener (`/metrics`).
-    #[arg(long, env = "FERROSIGNER_METRICS_LISTEN_PORT", default_value_t = 9001)]
+    #[arg(
+        long,
+        visible_alias = "metrics-port",
+        env = "FERROSIGNER_METRICS_LISTEN_PORT",
+        default_value_t = 9001
+    )]
     pub metrics_listen_port: u16,
 
     /// Network: mainnet, hoodi, sepolia, holesky, gnosis, or the path of a consensus `config.yaml`.
@@ -115,7 +140,8 @@ pub struct RunArgs {
     pub keystores_password_file: Option<PathBuf>,
 
     /// Refuse slashable blocks and attestations (EIP-3076). Turning this off is logged loudly.
-    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_ENABLED", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
     pub slashing_protection_enabled: bool,
 
     /// Slashing database: a `postgres://` URL to share history between instances; default
@@ -132,11 +158,13 @@ pub struct RunArgs {
     /// Keep the decrypted keys in one encrypted cache file (`<data-dir>/key-cache.bin`, sealed with the
     /// strongest KDF of the keystores and all their passwords) so a restart costs one KDF instead of one per
     /// keystore. `false` removes the file.
-    #[arg(long, env = "FERROSIGNER_KEY_CACHE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "FERROSIGNER_KEY_CACHE_ENABLED", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
     pub key_cache_enabled: bool,
 
     /// Serve the Keymanager API (`/eth/v1/keystores`), always behind a bearer token.
-    #[arg(long, env = "FERROSIGNER_KEY_MANAGER_API_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, visible_alias = "enable-key-manager-api", env = "FERROSIGNER_KEY_MANAGER_API_ENABLED", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
     pub key_manager_api_enabled: bool,
 
     /// File holding the Keymanager API bearer token. Default `<data-dir>/api-token.txt`, generated (random,
@@ -145,7 +173,8 @@ pub struct RunArgs {
     pub key_manager_token_file: Option<PathBuf>,
 
     /// Prune the slashing database periodically (keeps protection: pruned history becomes the low watermark).
-    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_PRUNING_ENABLED", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_PRUNING_ENABLED", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
     pub slashing_protection_pruning_enabled: bool,
 
     /// Epochs of history periodic pruning keeps.
@@ -239,9 +268,58 @@ pub struct RunArgs {
     )]
     pub log_format: LogFormat,
 
-    /// Log filter (`info`, `debug`, or a tracing filter such as `ferrosigner=debug`).
-    #[arg(long, env = "FERROSIGNER_LOG_LEVEL", default_value = "info")]
+    /// Log filter (`info`, `debug`, or a tracing filter such as `ferrosigner=debug`; Web3Signer's `fatal`
+    /// and `all` are `error` and `trace`).
+    #[arg(
+        long,
+        visible_alias = "logging",
+        env = "FERROSIGNER_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: String,
+
+    /// TOML file of `run` options: each key a long flag name (`http-listen-port = 9000`); flags and
+    /// environment variables win over it.
+    #[arg(long, env = "FERROSIGNER_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Print the effective configuration (TOML, with where each value came from) and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_config: bool,
+
+    /// Hosts the signing API (and the Keymanager API on it) serves, by the request's `Host` header:
+    /// comma-separated names or addresses (port ignored, case-insensitive, IPv6 in brackets), `*` for
+    /// any. Any other host gets 403.
+    #[arg(
+        long,
+        env = "FERROSIGNER_HTTP_HOST_ALLOWLIST",
+        default_value = "localhost,127.0.0.1"
+    )]
+    pub http_host_allowlist: HostAllowList,
+
+    /// Hosts the metrics listener serves, like `--http-host-allowlist`.
+    #[arg(
+        long,
+        env = "FERROSIGNER_METRICS_HOST_ALLOWLIST",
+        default_value = "localhost,127.0.0.1"
+    )]
+    pub metrics_host_allowlist: HostAllowList,
+
+    /// Hours between periodic prunings (Web3Signer's flag and unit); overrides
+    /// `--slashing-protection-pruning-interval-seconds`.
+    #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_PRUNING_INTERVAL",
+          conflicts_with = "slashing_protection_pruning_interval_seconds",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub slashing_protection_pruning_interval: Option<u64>,
+
+    /// FOR TEST RIGS AND DEVNETS: sign requests whose `genesis_validators_root` is not the network's
+    /// (the signing domain uses the request's root). The slashing database then records the root of the
+    /// first block or attestation it checks (or of the first import), as Web3Signer does, and refuses
+    /// blocks and attestations of any other root. Logged loudly at start.
+    #[arg(long, env = "FERROSIGNER_ALLOW_ANY_GENESIS_VALIDATORS_ROOT", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_any_genesis_validators_root: bool,
 }
 
 /// `ferrosigner slashing-protection …`
@@ -277,6 +355,11 @@ pub struct SlashingDbArgs {
     /// database of another chain is refused); also gives slots per epoch for pruning.
     #[arg(long, env = "FERROSIGNER_NETWORK", default_value = "mainnet")]
     pub network: String,
+    /// Record no genesis validators root at open (the database keeps the one it has, or records that of
+    /// the first import or signing), as `run --allow-any-genesis-validators-root` does; for test rigs.
+    #[arg(long, env = "FERROSIGNER_ALLOW_ANY_GENESIS_VALIDATORS_ROOT", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_any_genesis_validators_root: bool,
 }
 
 /// Arguments of `import` and `export`.
@@ -370,6 +453,17 @@ impl RunArgs {
             })
     }
 
+    /// The time between periodic prunings: `--slashing-protection-pruning-interval` hours when given,
+    /// else `--slashing-protection-pruning-interval-seconds`.
+    pub fn pruning_interval(&self) -> std::time::Duration {
+        match self.slashing_protection_pruning_interval {
+            Some(hours) => std::time::Duration::from_secs(hours.saturating_mul(3600)),
+            None => {
+                std::time::Duration::from_secs(self.slashing_protection_pruning_interval_seconds)
+            }
+        }
+    }
+
     /// The slashing database location this configuration uses.
     pub fn slashing_db_location(&self) -> String {
         db_location(&self.data_dir, self.slashing_protection_db_url.as_ref())
@@ -402,6 +496,12 @@ impl std::str::FromStr for DbUrl {
     }
 }
 
+impl serde::Serialize for DbUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&ferrosigner_slashing::describe_location(&self.0))
+    }
+}
+
 impl std::fmt::Debug for DbUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", ferrosigner_slashing::describe_location(&self.0))
@@ -415,5 +515,445 @@ fn db_location(data_dir: &std::path::Path, url: Option<&DbUrl>) -> String {
             .join("slashing-protection.sqlite")
             .to_string_lossy()
             .into_owned(),
+    }
+}
+
+/// Where the value of a `run` flag came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The command line.
+    CommandLine,
+    /// The named environment variable.
+    Environment(String),
+    /// The config file.
+    ConfigFile,
+    /// The built-in default (or no value).
+    Default,
+}
+
+impl Source {
+    fn rank(&self) -> u8 {
+        match self {
+            Source::Default => 0,
+            Source::ConfigFile => 1,
+            Source::Environment(_) => 2,
+            Source::CommandLine => 3,
+        }
+    }
+}
+
+/// The command line as parsed, with where each `run` value came from.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The parsed command line.
+    pub cli: Cli,
+    /// For `run`: each flag's long name (in declaration order) and the source of its value.
+    pub sources: Vec<(String, Source)>,
+}
+
+/// Why the command line could not be used.
+#[derive(Debug)]
+pub enum ParseError {
+    /// clap's own error (or `--help`/`--version`), to print and exit with.
+    Clap(clap::Error),
+    /// The config file cannot be read or holds a bad key or value.
+    ConfigFile(String),
+}
+
+/// Parses the process's command line, environment and config file.
+pub fn parse() -> Result<Parsed, ParseError> {
+    parse_from(std::env::args_os().collect())
+}
+
+/// Parses `args` (the program name first) with the environment and the config file they name.
+pub fn parse_from(args: Vec<OsString>) -> Result<Parsed, ParseError> {
+    let mut command = Cli::command();
+    let mut from_file = BTreeMap::new();
+    if let Some(file) = config_file_named(&args) {
+        let run = command
+            .find_subcommand("run")
+            .expect("the run subcommand exists");
+        from_file = load_config_file(&file, run)?;
+        for (id, value) in &from_file {
+            // clap's builder takes `'static` text (its `string` feature is off); one parse per process.
+            let value: &'static str = value.clone().leak();
+            command = command
+                .mut_subcommand("run", |run| run.mut_arg(id, |arg| arg.default_value(value)));
+        }
+    }
+    let matches = command
+        .try_get_matches_from_mut(args)
+        .map_err(ParseError::Clap)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(ParseError::Clap)?;
+    let mut sources = Vec::new();
+    if let (Command::Run(run), Some(("run", run_matches))) =
+        (&mut cli.command, matches.subcommand())
+    {
+        // A fresh command: `mut_arg` moved the flags the file set to the end.
+        let fresh = Cli::command();
+        let command = fresh.find_subcommand("run").expect("run exists");
+        for arg in command.get_arguments() {
+            let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
+                continue;
+            };
+            if matches!(id, "help" | "print_config") {
+                continue;
+            }
+            let source = match run_matches.value_source(id) {
+                Some(ValueSource::CommandLine) => Source::CommandLine,
+                Some(ValueSource::EnvVariable) => Source::Environment(
+                    arg.get_env()
+                        .map(|e| e.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
+                _ if from_file.contains_key(id) => Source::ConfigFile,
+                _ => Source::Default,
+            };
+            sources.push((long.to_owned(), source));
+        }
+        resolve_pruning_interval(run, &mut sources);
+    }
+    Ok(Parsed { cli, sources })
+}
+
+/// `--slashing-protection-pruning-interval` (hours) and `…-interval-seconds` may come from different
+/// places (defaults never conflict in clap): the one from the stronger source wins, the hours on a tie.
+fn resolve_pruning_interval(run: &mut RunArgs, sources: &mut [(String, Source)]) {
+    let source_of = |sources: &[(String, Source)], key: &str| {
+        sources
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, s)| s.clone())
+            .unwrap_or(Source::Default)
+    };
+    let Some(hours) = run.slashing_protection_pruning_interval else {
+        return;
+    };
+    let by_hours = source_of(sources, "slashing-protection-pruning-interval");
+    let by_seconds = source_of(sources, "slashing-protection-pruning-interval-seconds");
+    if by_hours.rank() >= by_seconds.rank() {
+        run.slashing_protection_pruning_interval_seconds = hours.saturating_mul(3600);
+        for (key, source) in sources.iter_mut() {
+            if key == "slashing-protection-pruning-interval-seconds" {
+                *source = by_hours.clone();
+            }
+        }
+    } else {
+        run.slashing_protection_pruning_interval = None;
+    }
+}
+
+/// The config file `run` is given: `--config-file F` or `--config-file=F` after `run`, else
+/// `FERROSIGNER_CONFIG_FILE`. (clap parses the same flag again; this only finds the file first.)
+fn config_file_named(args: &[OsString]) -> Option<PathBuf> {
+    // `run` is the first argument: the top level takes no options but `--help` and `--version`.
+    if args.get(1).and_then(|a| a.to_str()) != Some("run") {
+        return None;
+    }
+    let mut rest = args.iter().skip(2);
+    let mut found = None;
+    while let Some(arg) = rest.next() {
+        let Some(text) = arg.to_str() else { continue };
+        if text == "--" {
+            break;
+        }
+        if text == "--config-file" {
+            found = rest.next().map(PathBuf::from);
+        } else if let Some(value) = text.strip_prefix("--config-file=") {
+            found = Some(PathBuf::from(value));
+        }
+    }
+    found.or_else(|| {
+        std::env::var_os("FERROSIGNER_CONFIG_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// What a flag's value is in TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Boolean,
+    Integer,
+    String,
+    /// A comma-separated list: a string, or an array of strings.
+    List,
+}
+
+impl Kind {
+    fn of(arg: &Arg) -> Kind {
+        use std::any::TypeId;
+        let ty = arg.get_value_parser().type_id();
+        if ty == TypeId::of::<bool>() {
+            Kind::Boolean
+        } else if [
+            TypeId::of::<u16>(),
+            TypeId::of::<u32>(),
+            TypeId::of::<u64>(),
+            TypeId::of::<usize>(),
+            TypeId::of::<i64>(),
+        ]
+        .iter()
+        .any(|t| ty == *t)
+        {
+            Kind::Integer
+        } else if ty == TypeId::of::<HostAllowList>() {
+            Kind::List
+        } else {
+            Kind::String
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Boolean => "a boolean (true or false)",
+            Kind::Integer => "an integer",
+            Kind::String => "a string",
+            Kind::List => "a string or an array of strings",
+        }
+    }
+}
+
+fn toml_type(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date-time",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Reads the config file: each key the long name (or an alias) of a `run` flag, each value of the flag's
+/// type and one the flag accepts. Returns the values as the command line would spell them, by argument id.
+fn load_config_file(
+    file: &Path,
+    run: &clap::Command,
+) -> Result<BTreeMap<String, String>, ParseError> {
+    let shown = file.display();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ParseError::ConfigFile(format!("reading config file {shown}: {e}")))?;
+    // The position and the parser's message only: the offending line may hold a password.
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!(" at line {line}, column {column}")
+            })
+            .unwrap_or_default();
+        ParseError::ConfigFile(format!(
+            "config file {shown} is not valid TOML{at}: {}",
+            e.message().trim_end()
+        ))
+    })?;
+    let mut values = BTreeMap::new();
+    let mut keys_by_id: BTreeMap<String, String> = BTreeMap::new();
+    for (key, value) in &table {
+        let bad = |why: String| {
+            ParseError::ConfigFile(format!("config file {shown}: key `{key}`: {why}"))
+        };
+        let name = key.replace('_', "-");
+        let arg = run.get_arguments().find(|arg| {
+            arg.get_long() == Some(name.as_str())
+                || arg
+                    .get_all_aliases()
+                    .is_some_and(|aliases| aliases.contains(&name.as_str()))
+        });
+        let Some(arg) =
+            arg.filter(|a| !matches!(a.get_id().as_str(), "config_file" | "print_config" | "help"))
+        else {
+            return Err(bad(
+                if matches!(name.as_str(), "config-file" | "print-config") {
+                    "only the command line or the environment can set this".into()
+                } else {
+                    "unknown key: keys are the long names of `ferrosigner run` flags, such as \
+                 `http-listen-port` (see `ferrosigner run --help`)"
+                        .into()
+                },
+            ));
+        };
+        let id = arg.get_id().as_str().to_owned();
+        if let Some(first) = keys_by_id.insert(id.clone(), key.clone()) {
+            return Err(bad(format!("sets the same option as key `{first}`")));
+        }
+        let kind = Kind::of(arg);
+        let text = match (kind, value) {
+            (Kind::Boolean, toml::Value::Boolean(b)) => b.to_string(),
+            (Kind::Integer, toml::Value::Integer(i)) => i.to_string(),
+            (Kind::String | Kind::List, toml::Value::String(s)) => s.clone(),
+            (Kind::List, toml::Value::Array(items)) => {
+                let mut parts = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        toml::Value::String(s) => parts.push(s.clone()),
+                        other => {
+                            return Err(bad(format!(
+                                "expected {}, found an array holding {}",
+                                kind.expected(),
+                                toml_type(other)
+                            )));
+                        }
+                    }
+                }
+                parts.join(",")
+            }
+            (_, other) => {
+                return Err(bad(format!(
+                    "expected {}, found {}",
+                    kind.expected(),
+                    toml_type(other)
+                )));
+            }
+        };
+        check_value(arg, &text).map_err(bad)?;
+        values.insert(id, text);
+    }
+    Ok(values)
+}
+
+/// Whether the flag's own parser accepts `value`; the error says why not.
+fn check_value(arg: &Arg, value: &str) -> Result<(), String> {
+    let long = arg.get_long().unwrap_or("value");
+    // Only the parser matters here: no environment, no relations to flags this probe lacks.
+    let long: &'static str = long.to_owned().leak();
+    let probe = Arg::new(long)
+        .long(long)
+        .value_parser(arg.get_value_parser().clone())
+        .action(clap::ArgAction::Set);
+    let result = clap::Command::new("config")
+        .no_binary_name(true)
+        .arg(probe)
+        .try_get_matches_from([format!("--{long}={value}")]);
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let lines: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            Err(lines.join(" ").trim_start_matches("error: ").to_owned())
+        }
+    }
+}
+
+/// The effective configuration of `run` as TOML, each line with where its value came from; the database
+/// URL shows only what [`ferrosigner_slashing::describe_location`] shows. Flags without a value are
+/// listed commented out.
+pub fn print_config(args: &RunArgs, sources: &[(String, Source)]) -> String {
+    let table = match toml::Table::try_from(args) {
+        Ok(table) => table,
+        Err(e) => return format!("# the configuration cannot be shown as TOML: {e}\n"),
+    };
+    let config_file = args
+        .config_file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_default();
+    let mut out = String::from("# ferrosigner run: effective configuration\n");
+    for (key, source) in sources {
+        let origin = match source {
+            Source::CommandLine => "command line".to_owned(),
+            Source::Environment(var) => format!("environment {var}"),
+            Source::ConfigFile => format!("config file {config_file}"),
+            Source::Default => "default".to_owned(),
+        };
+        match table.get(key) {
+            // Not a key of the file itself: shown, commented out, so that the output is a valid file.
+            Some(value) if key == "config-file" => {
+                out.push_str(&format!("# {key} = {value}  # {origin}\n"))
+            }
+            Some(value) => {
+                let mut line = format!("{key} = {value}");
+                if key == "slashing-protection-db-url" {
+                    line.push_str("  # password and parameters not shown;");
+                } else {
+                    line.push_str("  #");
+                }
+                out.push_str(&format!("{line} {origin}\n"));
+            }
+            None => out.push_str(&format!("# {key} is not set  # {origin}\n")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn run_with_file(contents: &str, flags: &[&str]) -> (RunArgs, Vec<(String, Source)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, contents).unwrap();
+        let mut args: Vec<OsString> = vec!["ferrosigner".into(), "run".into()];
+        args.push("--config-file".into());
+        args.push(file.into_os_string());
+        args.extend(flags.iter().map(OsString::from));
+        let parsed = parse_from(args).unwrap();
+        match parsed.cli.command {
+            Command::Run(run) => (*run, parsed.sources),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn only_run_reads_a_config_file() {
+        let named =
+            |args: &[&str]| config_file_named(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(
+            named(&["fs", "run", "--config-file", "a.toml"]),
+            Some(PathBuf::from("a.toml"))
+        );
+        assert_eq!(
+            named(&["fs", "run", "--network", "hoodi", "--config-file=b.toml"]),
+            Some(PathBuf::from("b.toml"))
+        );
+        assert_eq!(
+            named(&[
+                "fs",
+                "generate-keystores",
+                "--password",
+                "run",
+                "--config-file",
+                "a.toml"
+            ]),
+            None
+        );
+    }
+
+    #[test]
+    fn the_pruning_interval_in_hours_or_seconds_follows_precedence() {
+        let hour = std::time::Duration::from_secs(3600);
+        let (run, _) = run_with_file("slashing-protection-pruning-interval = 2\n", &[]);
+        assert_eq!(run.pruning_interval(), 2 * hour);
+        let (run, sources) = run_with_file(
+            "slashing-protection-pruning-interval = 2\n",
+            &["--slashing-protection-pruning-interval-seconds", "60"],
+        );
+        assert_eq!(run.pruning_interval(), std::time::Duration::from_secs(60));
+        assert!(
+            sources
+                .iter()
+                .any(|(k, s)| k == "slashing-protection-pruning-interval-seconds"
+                    && *s == Source::CommandLine)
+        );
+        let (run, _) = run_with_file(
+            "slashing-protection-pruning-interval-seconds = 60\n",
+            &["--slashing-protection-pruning-interval", "3"],
+        );
+        assert_eq!(run.pruning_interval(), 3 * hour);
+        assert_eq!(run.slashing_protection_pruning_interval_seconds, 3 * 3600);
     }
 }

@@ -1,12 +1,12 @@
 //! ferrosigner: an Ethereum consensus-layer remote signer.
 //!
 //! How the parts connect:
-//! - [`config`] parses the command line (flags and `FERROSIGNER_*` variables);
+//! - [`config`] parses the command line (flags, `FERROSIGNER_*` variables and the TOML `--config-file`);
 //! - [`start`] wires a running signer: network ([`ferrosigner_consensus`]), slashing database
 //!   ([`ferrosigner_slashing`], which records the network's genesis validators root when it opens), the
 //!   [`keys::Keyring`] that owns every key ([`ferrosigner_keystore`]) and loads them in the background, the
 //!   signing pipeline ([`signing`]) whose BLS work runs on [`pool`], and the HTTP listeners ([`http`]) with
-//!   [`metrics`];
+//!   [`metrics`], each behind its `Host` allow-list ([`http::host_allowlist`]);
 //! - handlers parse, call [`signing::Signer`] or the [`keys::Keyring`], and map the result to a status;
 //! - [`health`] decides when the signer is UP and probes a faulted database until it recovers;
 //!   [`faults`] logs a lasting fault once, with rate-limited reminders;
@@ -113,11 +113,39 @@ fn external_source(args: &RunArgs) -> anyhow::Result<Option<External>> {
 
 /// Opens the slashing database at `location` and records `network`'s genesis validators root in it; a
 /// database that protects another chain is refused with a clear error.
-pub async fn open_slashing_db(location: &str, network: &Network) -> anyhow::Result<SlashingDb> {
+///
+/// With `allow_any_root` (`--allow-any-genesis-validators-root`) nothing is recorded at open: the database
+/// keeps the root it has, or records that of the first block or attestation it checks (or of the first
+/// import), and refuses blocks and attestations of any other root from then on.
+pub async fn open_slashing_db(
+    location: &str,
+    network: &Network,
+    allow_any_root: bool,
+) -> anyhow::Result<SlashingDb> {
     let shown = ferrosigner_slashing::describe_location(location);
     let db = SlashingDb::open(location)
         .await
         .with_context(|| format!("opening slashing protection database {shown}"))?;
+    if allow_any_root {
+        let recorded = db
+            .genesis_validators_root()
+            .await
+            .with_context(|| format!("reading the genesis validators root of {shown}"))?;
+        match recorded {
+            Some(root) => tracing::warn!(
+                database = %shown,
+                genesis_validators_root = %format!("0x{}", hex::encode(root)),
+                "the slashing database protects this genesis validators root only: blocks and \
+                 attestations of any other root are refused"
+            ),
+            None => tracing::warn!(
+                database = %shown,
+                "the slashing database records no genesis validators root yet: it will record that of \
+                 the first block or attestation signed, and refuse any other root from then on"
+            ),
+        }
+        return Ok(db);
+    }
     if let Some(gvr) = network.genesis_validators_root() {
         match db.init_genesis_validators_root(gvr).await {
             Ok(()) => {}
@@ -215,9 +243,19 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         None
     };
 
+    if args.allow_any_genesis_validators_root {
+        tracing::warn!(
+            network = network.name(),
+            "ANY GENESIS VALIDATORS ROOT IS SIGNED (--allow-any-genesis-validators-root): requests are signed \
+             for whatever chain their genesis_validators_root names, not only {}'s; for test rigs and \
+             devnets only",
+            network.name()
+        );
+    }
     let slashing = if args.slashing_protection_enabled {
         let location = args.slashing_db_location();
-        let db = open_slashing_db(&location, &network).await?;
+        let db =
+            open_slashing_db(&location, &network, args.allow_any_genesis_validators_root).await?;
         tracing::info!(database = %ferrosigner_slashing::describe_location(&location), "slashing protection enabled");
         Some(db)
     } else {
@@ -240,9 +278,11 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         metrics.clone(),
     )?;
     let signer = Arc::new(
-        Signer::new(network, keys.view(), slashing, pool, metrics).with_db_deadline(
-            std::time::Duration::from_millis(args.slashing_protection_db_timeout_ms),
-        ),
+        Signer::new(network, keys.view(), slashing, pool, metrics)
+            .with_db_deadline(std::time::Duration::from_millis(
+                args.slashing_protection_db_timeout_ms,
+            ))
+            .allow_any_genesis_validators_root(args.allow_any_genesis_validators_root),
     );
 
     let mut server_limits = http::ServerLimits::from_args(&args);
@@ -291,6 +331,11 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         http::BodyLimits::from_args(&args),
         args.max_concurrent_sign_requests,
     );
+    let router = http::host_allowlist::restrict(
+        router,
+        args.http_host_allowlist.clone(),
+        "--http-host-allowlist",
+    );
     let mut tasks = vec![tokio::spawn(http::serve(
         listener,
         tls.clone(),
@@ -311,7 +356,11 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         tasks.push(tokio::spawn(http::serve(
             listener,
             None,
-            http::metrics_router(signer.clone()),
+            http::host_allowlist::restrict(
+                http::metrics_router(signer.clone()),
+                args.metrics_host_allowlist.clone(),
+                "--metrics-host-allowlist",
+            ),
             server_limits.for_metrics(),
             wait_for(shutdown_rx),
         )));
@@ -328,7 +377,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
             db,
             args.slashing_protection_pruning_epochs_to_keep,
             signer.network().slots_per_epoch(),
-            std::time::Duration::from_secs(args.slashing_protection_pruning_interval_seconds),
+            args.pruning_interval(),
             wait_for(shutdown.subscribe()),
         )));
     }

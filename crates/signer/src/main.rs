@@ -3,13 +3,27 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
-use ferrosigner::config::{Cli, Command, GenerateArgs, KdfChoice, LogFormat, SlashingCommand};
+use ferrosigner::config::{
+    Command, GenerateArgs, KdfChoice, LogFormat, ParseError, SlashingCommand,
+};
 use ferrosigner_slashing::{HighWatermark, SlashingDb};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, sources) = match ferrosigner::config::parse() {
+        Ok(parsed) => (parsed.cli, parsed.sources),
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::ConfigFile(message)) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Run(args) = &cli.command
+        && args.print_config
+    {
+        print!("{}", ferrosigner::config::print_config(args, &sources));
+        return ExitCode::SUCCESS;
+    }
     let (format, level) = match &cli.command {
         Command::Run(args) => (args.log_format, args.log_level.clone()),
         _ => (LogFormat::Plain, "info".to_owned()),
@@ -49,7 +63,13 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(level).with_context(|| format!("--log-level {level}"))?;
+    // Web3Signer's `--logging` levels that tracing lacks.
+    let filter = match level.to_ascii_lowercase().as_str() {
+        "fatal" => "error",
+        "all" => "trace",
+        _ => level,
+    };
+    let filter = EnvFilter::try_new(filter).with_context(|| format!("--log-level {level}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -155,7 +175,7 @@ async fn open_db(args: &ferrosigner::config::SlashingDbArgs) -> anyhow::Result<S
         ferrosigner::files::create_private_dir(parent)?;
     }
     let network = ferrosigner::resolve_network(&args.network)?;
-    ferrosigner::open_slashing_db(&location, &network).await
+    ferrosigner::open_slashing_db(&location, &network, args.allow_any_genesis_validators_root).await
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {

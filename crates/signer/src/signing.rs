@@ -97,6 +97,7 @@ pub struct Signer {
     metrics: Arc<Metrics>,
     db_deadline: Duration,
     db_faults: FaultLog,
+    any_genesis_root: bool,
 }
 
 impl Signer {
@@ -116,7 +117,16 @@ impl Signer {
             metrics,
             db_deadline: DEFAULT_DB_DEADLINE,
             db_faults: FaultLog::new("the slashing protection database", Duration::from_secs(30)),
+            any_genesis_root: false,
         }
+    }
+
+    /// With `allow`, signs requests whose `genesis_validators_root` is not the network's (with the
+    /// request's root, which the signing domain uses); the slashing database still refuses blocks and
+    /// attestations of a root other than the one it records. For test rigs and devnets.
+    pub fn allow_any_genesis_validators_root(mut self, allow: bool) -> Self {
+        self.any_genesis_root = allow;
+        self
     }
 
     /// Sets how long a slashing check (and a health probe) waits for the database.
@@ -278,6 +288,7 @@ impl Signer {
             prepared.genesis_validators_root,
             self.network.genesis_validators_root(),
         ) && requested != expected
+            && !self.any_genesis_root
         {
             return Err(SignError::BadRequest(format!(
                 "genesis_validators_root 0x{} is not that of network {} (0x{})",

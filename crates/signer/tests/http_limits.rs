@@ -364,20 +364,20 @@ async fn every_error_the_http_layer_produces_is_json() {
     // Routing: 404 and 405.
     exchange(
         addr,
-        b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await
     .assert_json_error(404);
     exchange(
         addr,
-        b"DELETE /upcheck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"DELETE /upcheck HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await
     .assert_json_error(405);
     // The metrics listener too.
     exchange(
         signer.running.metrics_addr.unwrap(),
-        b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await
     .assert_json_error(404);
@@ -500,7 +500,9 @@ impl Binary {
         loop {
             if let Ok(mut stream) = TcpStream::connect(addr).await {
                 stream
-                    .write_all(b"GET /upcheck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .write_all(
+                        b"GET /upcheck HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                    )
                     .await
                     .unwrap();
                 if read_answer(&mut stream)

@@ -3,11 +3,12 @@
 //! Every error is a JSON body `{"error": "..."}` with the right status; nothing a client sends yields a 500.
 //! Handlers build their errors with [`error`]; [`json_errors`] turns any other error response (axum's
 //! extractor rejections are `text/plain`) into JSON, and [`server`] does the same for the errors hyper
-//! writes itself.
+//! writes itself. [`host_allowlist`] puts each listener behind its `Host` allow-list.
 
 mod body;
 mod eth2;
 mod health;
+pub mod host_allowlist;
 pub mod keymanager;
 mod limits;
 pub mod server;

@@ -96,6 +96,12 @@ pub fn run_args(args: &[&str]) -> RunArgs {
 
 /// `ferrosigner run` on `data` with free ports and no metrics listener, plus `extra` flags.
 pub fn local_args(data: &Path, extra: &[&str]) -> RunArgs {
+    let flags = local_flags(data, extra);
+    run_args(&flags.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The flags of [`local_args`], for the binary.
+pub fn local_flags(data: &Path, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
         "--data-dir",
         data.to_str().unwrap(),
@@ -105,7 +111,7 @@ pub fn local_args(data: &Path, extra: &[&str]) -> RunArgs {
         "false",
     ];
     args.extend_from_slice(extra);
-    run_args(&args)
+    args.into_iter().map(str::to_owned).collect()
 }
 
 /// A signer running in this process on 127.0.0.1 with free ports, its data dir in a temp dir.
