@@ -92,13 +92,23 @@ async fn connect_as(
     ca_pem: &str,
     client: Option<&Client>,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    connect_with_versions(addr, ca_pem, client, rustls::DEFAULT_VERSIONS).await
+}
+
+/// [`connect_as`] offering only these protocol versions.
+async fn connect_with_versions(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    client: Option<&Client>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
         .unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
     let config = match client {
@@ -140,7 +150,17 @@ async fn upcheck_as(
     ca_pem: &str,
     client: Option<&Client>,
 ) -> Result<String, String> {
-    let mut tls = connect_as(addr, ca_pem, client).await?;
+    upcheck_with_versions(addr, ca_pem, client, rustls::DEFAULT_VERSIONS).await
+}
+
+/// [`upcheck_as`] offering only these protocol versions.
+async fn upcheck_with_versions(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    client: Option<&Client>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<String, String> {
+    let mut tls = connect_with_versions(addr, ca_pem, client, versions).await?;
     tls.write_all(b"GET /upcheck HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .map_err(|e| e.to_string())?;
@@ -465,6 +485,22 @@ async fn pkcs12_keystore_with_known_clients_accepts_pinned_self_signed_clients_o
         refused.is_err(),
         "served a pinned certificate signed for by another key: {refused:?}"
     );
+    // The same over TLS 1.2, whose handshake signature is verified by the other method.
+    let tls12 = &[&rustls::version::TLS12];
+    let response = upcheck_with_versions(addr, &pki.ca_pem, Some(&lighthouse), tls12)
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let refused = upcheck_with_versions(addr, &pki.ca_pem, Some(&impostor), tls12).await;
+    assert!(
+        refused.is_err(),
+        "served an impostor over TLS 1.2: {refused:?}"
+    );
+    let refused = upcheck_with_versions(addr, &pki.ca_pem, Some(&stranger), tls12).await;
+    assert!(
+        refused.is_err(),
+        "served an unpinned client over TLS 1.2: {refused:?}"
+    );
     running.shutdown().await;
 }
 
@@ -728,4 +764,63 @@ async fn keystores_written_by_openssl_are_served() {
         );
         running.shutdown().await;
     }
+}
+
+/// The binary takes the whole Web3Signer-style configuration from `FERROSIGNER_*` variables, and serves
+/// the pinned client only.
+#[tokio::test]
+async fn the_binary_takes_the_tls_flags_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let lighthouse = self_signed_server_auth_client("lighthouse");
+    let stranger = self_signed_server_auth_client("lighthouse");
+    let known = write(
+        dir.path(),
+        "known_clients.txt",
+        &format!("lighthouse {}\n", fingerprint(&lighthouse.cert)),
+    );
+    let flags = keystore_flags(dir.path(), &server_keystore(&pki));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrosigner"))
+        .args(["run", "--metrics-enabled", "false"])
+        .env_clear()
+        .env("FERROSIGNER_DATA_DIR", dir.path().join("data"))
+        .env("FERROSIGNER_HTTP_LISTEN_PORT", port.to_string())
+        .env("FERROSIGNER_TLS_KEYSTORE_FILE", &flags[1])
+        .env("FERROSIGNER_TLS_KEYSTORE_PASSWORD_FILE", &flags[3])
+        .env("FERROSIGNER_TLS_KNOWN_CLIENTS_FILE", &known)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let response = loop {
+        match upcheck_as(addr, &pki.ca_pem, Some(&lighthouse)).await {
+            Ok(response) if response.starts_with("HTTP/1.1 200") => break response,
+            other => {
+                assert!(
+                    child.0.try_wait().unwrap().is_none(),
+                    "the signer exited: {other:?}"
+                );
+                assert!(std::time::Instant::now() < deadline, "{other:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert!(response.ends_with("OK"), "{response}");
+    let refused = upcheck_as(addr, &pki.ca_pem, Some(&stranger)).await;
+    assert!(refused.is_err(), "served an unpinned client: {refused:?}");
 }
