@@ -332,6 +332,22 @@ fn self_signed_server_auth_client(name: &str) -> Client {
     }
 }
 
+/// Lighthouse's client, pinned in a known-clients file in `dir` (returned), and a stranger: a certificate
+/// of the same shape and name that is not pinned.
+fn pinned_lighthouse(dir: &Path) -> (Client, Client, String) {
+    let lighthouse = self_signed_server_auth_client("lighthouse");
+    let stranger = self_signed_server_auth_client("lighthouse");
+    let known = write(
+        dir,
+        "known_clients.txt",
+        &format!(
+            "# Web3Signer known clients\n\nlighthouse {}\n",
+            fingerprint(&lighthouse.cert)
+        ),
+    );
+    (lighthouse, stranger, known)
+}
+
 /// The SHA-256 fingerprint of a certificate as `openssl x509 -fingerprint -sha256` writes it.
 fn fingerprint(cert: &CertificateDer<'_>) -> String {
     use sha2::Digest;
@@ -437,16 +453,7 @@ async fn start_failure(dir: &Path, args: &[&str]) -> String {
 async fn pkcs12_keystore_with_known_clients_accepts_pinned_self_signed_clients_only() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let lighthouse = self_signed_server_auth_client("lighthouse");
-    let stranger = self_signed_server_auth_client("lighthouse");
-    let known = write(
-        dir.path(),
-        "known_clients.txt",
-        &format!(
-            "# Web3Signer known clients\n\nlighthouse {}\n",
-            fingerprint(&lighthouse.cert)
-        ),
-    );
+    let (lighthouse, stranger, known) = pinned_lighthouse(dir.path());
     let running = start_keystore(
         dir.path(),
         &server_keystore(&pki),
@@ -508,13 +515,7 @@ async fn pkcs12_keystore_with_known_clients_accepts_pinned_self_signed_clients_o
 async fn known_clients_and_client_ca_together_accept_either() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let lighthouse = self_signed_server_auth_client("lighthouse");
-    let stranger = self_signed_server_auth_client("stranger");
-    let known = write(
-        dir.path(),
-        "known_clients.txt",
-        &format!("lighthouse {}\n", fingerprint(&lighthouse.cert)),
-    );
+    let (lighthouse, stranger, known) = pinned_lighthouse(dir.path());
     let ca = write(dir.path(), "ca.pem", &pki.ca_pem);
     let running = start_keystore(
         dir.path(),
@@ -547,12 +548,7 @@ async fn known_clients_and_client_ca_together_accept_either() {
 async fn known_clients_work_with_the_pem_flags_too() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let lighthouse = self_signed_server_auth_client("lighthouse");
-    let known = write(
-        dir.path(),
-        "known_clients.txt",
-        &format!("lighthouse {}\n", fingerprint(&lighthouse.cert)),
-    );
+    let (lighthouse, _, known) = pinned_lighthouse(dir.path());
     let running = start_with(
         dir.path(),
         &pki,
@@ -772,13 +768,7 @@ async fn keystores_written_by_openssl_are_served() {
 async fn the_binary_takes_the_tls_flags_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let lighthouse = self_signed_server_auth_client("lighthouse");
-    let stranger = self_signed_server_auth_client("lighthouse");
-    let known = write(
-        dir.path(),
-        "known_clients.txt",
-        &format!("lighthouse {}\n", fingerprint(&lighthouse.cert)),
-    );
+    let (lighthouse, stranger, known) = pinned_lighthouse(dir.path());
     let flags = keystore_flags(dir.path(), &server_keystore(&pki));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
