@@ -107,11 +107,11 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_TLS_KNOWN_CLIENTS_FILE")]
     pub tls_known_clients_file: Option<PathBuf>,
 
-    /// Serve TLS without asking clients for a certificate (Web3Signer's `--tls-allow-any-client`); cannot
-    /// be combined with `--tls-known-clients-file` or `--tls-client-ca-file`.
+    /// Serve TLS without asking clients for a certificate (Web3Signer's `--tls-allow-any-client`); `true`
+    /// cannot be combined with `--tls-known-clients-file` or `--tls-client-ca-file` (checked at start, so
+    /// that an explicit `false` can stand beside them, as in Web3Signer).
     #[arg(long, env = "FERROSIGNER_TLS_ALLOW_ANY_CLIENT", default_value_t = false,
-          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
-          conflicts_with_all = ["tls_known_clients_file", "tls_client_ca_file"])]
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_allow_any_client: bool,
 
     /// Serve Prometheus metrics on their own listener.

@@ -525,6 +525,8 @@ async fn known_clients_and_client_ca_together_accept_either() {
             &known,
             "--tls-client-ca-file",
             &ca,
+            // as Web3Signer configurations may say it
+            "--tls-allow-any-client=false",
         ],
     )
     .await;
@@ -651,15 +653,6 @@ fn conflicting_tls_flags_are_refused_by_the_binary() {
             "cannot be used with",
         ),
         (
-            vec![
-                "--tls-keystore-file=s.p12",
-                "--tls-keystore-password-file=p.txt",
-                "--tls-allow-any-client",
-                "--tls-known-clients-file=known.txt",
-            ],
-            "cannot be used with",
-        ),
-        (
             vec!["--tls-keystore-file=s.p12"],
             "--tls-keystore-password-file",
         ),
@@ -682,6 +675,19 @@ fn conflicting_tls_flags_are_refused_by_the_binary() {
             &["--tls-known-clients-file", "known.txt"],
         ));
     assert!(err.contains("--tls-known-clients-file needs TLS"), "{err}");
+    // So is any client together with a client check.
+    let err = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(keystore_start_failure(
+            dir.path(),
+            &server_keystore(&pki()),
+            &[
+                "--tls-allow-any-client",
+                "--tls-known-clients-file",
+                "known.txt",
+            ],
+        ));
+    assert!(err.contains("cannot be combined"), "{err}");
 }
 
 /// A keystore written by the `openssl` command line, in its current (AES) and legacy (3DES/RC2) encodings:
