@@ -80,21 +80,57 @@ pub struct RunArgs {
     pub http_listen_port: u16,
 
     /// PEM certificate chain: serve the signing API over TLS (with `--tls-key-file`).
-    #[arg(long, env = "FERROSIGNER_TLS_CERT_FILE", requires = "tls_key_file")]
+    #[arg(
+        long,
+        env = "FERROSIGNER_TLS_CERT_FILE",
+        requires = "tls_key_file",
+        conflicts_with = "tls_keystore_file"
+    )]
     pub tls_cert_file: Option<PathBuf>,
 
     /// PEM private key of `--tls-cert-file`.
-    #[arg(long, env = "FERROSIGNER_TLS_KEY_FILE", requires = "tls_cert_file")]
-    pub tls_key_file: Option<PathBuf>,
-
-    /// PEM CA certificate(s): require every client to present a certificate signed by one of them (mutual
-    /// TLS).
     #[arg(
         long,
-        env = "FERROSIGNER_TLS_CLIENT_CA_FILE",
-        requires = "tls_cert_file"
+        env = "FERROSIGNER_TLS_KEY_FILE",
+        requires = "tls_cert_file",
+        conflicts_with = "tls_keystore_file"
     )]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PKCS#12 keystore holding the server's key and certificate chain, as Web3Signer takes it: serve the
+    /// signing API over TLS (with `--tls-keystore-password-file`; instead of `--tls-cert-file`). Needs a
+    /// client policy: `--tls-known-clients-file`, `--tls-client-ca-file` or `--tls-allow-any-client`.
+    #[arg(
+        long,
+        env = "FERROSIGNER_TLS_KEYSTORE_FILE",
+        requires = "tls_keystore_password_file"
+    )]
+    pub tls_keystore_file: Option<PathBuf>,
+
+    /// File whose first line is the password of `--tls-keystore-file`.
+    #[arg(
+        long,
+        env = "FERROSIGNER_TLS_KEYSTORE_PASSWORD_FILE",
+        requires = "tls_keystore_file"
+    )]
+    pub tls_keystore_password_file: Option<PathBuf>,
+
+    /// PEM CA certificate(s): require every client to present a certificate signed by one of them (mutual
+    /// TLS). With `--tls-known-clients-file`, a client either list accepts is served.
+    #[arg(long, env = "FERROSIGNER_TLS_CLIENT_CA_FILE")]
     pub tls_client_ca_file: Option<PathBuf>,
+
+    /// Web3Signer's known-clients file: require every client to present a certificate whose SHA-256
+    /// fingerprint is listed, one `<name> <AA:BB:…>` per line, whatever its issuer or key usage.
+    #[arg(long, env = "FERROSIGNER_TLS_KNOWN_CLIENTS_FILE")]
+    pub tls_known_clients_file: Option<PathBuf>,
+
+    /// Serve TLS without asking clients for a certificate (Web3Signer's `--tls-allow-any-client`); `true`
+    /// cannot be combined with `--tls-known-clients-file` or `--tls-client-ca-file` (checked at start, so
+    /// that an explicit `false` can stand beside them, as in Web3Signer).
+    #[arg(long, env = "FERROSIGNER_TLS_ALLOW_ANY_CLIENT", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub tls_allow_any_client: bool,
 
     /// Serve Prometheus metrics on their own listener.
     #[arg(long, env = "FERROSIGNER_METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set,

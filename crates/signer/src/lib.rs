@@ -220,13 +220,9 @@ pub fn external_passwords(args: &RunArgs) -> anyhow::Result<Option<Passwords>> {
 /// (`/healthcheck` says DOWN until that finishes).
 pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
     let network = resolve_network(&args.network)?;
-    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
-        (Some(cert), Some(key)) => Some(http::tls::acceptor(
-            cert,
-            key,
-            args.tls_client_ca_file.as_deref(),
-        )?),
-        _ => None,
+    let tls = match http::tls::TlsSettings::from_args(&args)? {
+        Some(settings) => Some(http::tls::acceptor(&settings)?),
+        None => None,
     };
     let external = external_source(&args)?;
     files::create_private_dir(&args.data_dir)
