@@ -17,8 +17,8 @@ pub struct RequestLabels {
     /// The request `type` (e.g. `ATTESTATION`, `EXECUTION_PAYLOAD_ENVELOPE`; aliases are counted under the
     /// canonical name), or `unknown` when it could not be parsed.
     pub r#type: &'static str,
-    /// `signed`, `bad_request`, `too_large`, `unknown_key`, `slashing_refused`, `unavailable`, `not_ready`,
-    /// `internal`.
+    /// `signed`, `bad_request`, `too_large`, `unknown_key`, `slashing_refused`, `unavailable` (a database
+    /// fault), `overloaded` (a full queue behind the signer), `not_ready`, `internal`.
     pub outcome: &'static str,
 }
 
@@ -65,6 +65,9 @@ pub struct Metrics {
     pub key_loading_errors: Gauge,
     /// Rewrites of the key cache file (each one KDF run).
     pub key_cache_writes: Counter,
+    /// Sign requests answered 503 at once by the concurrency limit (`--max-concurrent-sign-requests`),
+    /// before their body was read.
+    pub sign_requests_shed: Counter,
 }
 
 impl Default for Metrics {
@@ -143,6 +146,12 @@ impl Metrics {
             "Keystores that failed to load in the last key loading",
             key_loading_errors.clone(),
         );
+        let sign_requests_shed = Counter::default();
+        registry.register(
+            "ferrosigner_sign_requests_shed",
+            "Sign requests answered 503 at once by the concurrency limit",
+            sign_requests_shed.clone(),
+        );
         registry.register(
             "ferrosigner_build",
             "Build information",
@@ -160,6 +169,7 @@ impl Metrics {
             key_loading_done,
             key_loading_errors,
             key_cache_writes,
+            sign_requests_shed,
         }
     }
 

@@ -301,6 +301,13 @@ async fn the_sign_route_sheds_load_beyond_its_concurrency_limit_with_503_json_an
         body["error"].as_str().unwrap().contains("too many"),
         "{body}"
     );
+    let metrics = signer.metrics_text().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "ferrosigner_sign_requests_shed_total 1"),
+        "{metrics}"
+    );
 
     // The held request completes and is signed; then the admission is free again.
     let answer = held.finish().await.unwrap();

@@ -8,16 +8,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::body::{BodyLimits, LargeBodies};
-use super::limits::{admit_sign, sign_admission};
+use super::limits::{SignAdmission, admit_sign};
 use super::{AppState, TEXT_PLAIN, accepts_json, error, while_loading};
 use crate::signing::SignError;
 use ferrosigner_slashing::rules::AttestationRecord;
 use ferrosigner_slashing::{HighWatermark, Refusal};
 use serde_json::{Value, json};
 
-pub(super) fn routes(limits: BodyLimits, max_concurrent_signs: usize) -> Router<AppState> {
+pub(super) fn routes(limits: BodyLimits, admission: SignAdmission) -> Router<AppState> {
     let large = LargeBodies::new(limits);
-    let admission = sign_admission(max_concurrent_signs);
     Router::new()
         .route(
             "/api/v1/eth2/sign/{pubkey}",

@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Semaphore;
 
 use super::error;
@@ -77,18 +78,30 @@ pub(super) async fn refuse_declared_over(
     }
 }
 
-/// The admission of sign requests: at most this many at once.
-pub(super) fn sign_admission(max_concurrent: usize) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(max_concurrent.min(Semaphore::MAX_PERMITS)))
+/// The admission of sign requests: at most `max_concurrent` at once; the refused are counted in `shed`.
+#[derive(Clone)]
+pub(super) struct SignAdmission {
+    permits: Arc<Semaphore>,
+    shed: Counter,
+}
+
+impl SignAdmission {
+    pub(super) fn new(max_concurrent: usize, shed: Counter) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent.min(Semaphore::MAX_PERMITS))),
+            shed,
+        }
+    }
 }
 
 /// Runs the request with a permit of `admission`, or answers `503` with `Retry-After` when none is free.
 pub(super) async fn admit_sign(
-    State(admission): State<Arc<Semaphore>>,
+    State(admission): State<SignAdmission>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Ok(permit) = admission.try_acquire() else {
+    let Ok(permit) = admission.permits.try_acquire() else {
+        admission.shed.inc();
         let mut busy = error(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many sign requests in flight; retry later",

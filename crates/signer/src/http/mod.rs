@@ -47,8 +47,12 @@ pub fn router(
     limits: BodyLimits,
     max_concurrent_signs: usize,
 ) -> Router {
+    let admission = limits::SignAdmission::new(
+        max_concurrent_signs,
+        state.signer.metrics().sign_requests_shed.clone(),
+    );
     let mut router = Router::new()
-        .merge(eth2::routes(limits, max_concurrent_signs))
+        .merge(eth2::routes(limits, admission))
         .merge(health::routes())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(state)
