@@ -17,7 +17,7 @@ pub struct RequestLabels {
     /// The request `type` (e.g. `ATTESTATION`, `EXECUTION_PAYLOAD_ENVELOPE`; aliases are counted under the
     /// canonical name), or `unknown` when it could not be parsed.
     pub r#type: &'static str,
-    /// `signed`, `bad_request`, `too_large`, `unknown_key`, `slashing_refused`, `unavailable`, `not_ready`,
+    /// `signed`, `bad_request`, `too_large`, `unknown_key`, `slashing_refused`, `unavailable`, `overloaded`, `not_ready`,
     /// `internal`.
     pub outcome: &'static str,
 }
