@@ -270,7 +270,7 @@ async fn dashboard_and_alert_rules_use_only_exported_metrics_and_label_values() 
             used.insert(name);
         }
     }
-    // The kit covers every family the brief lists.
+    // The kit covers every family an operator watches: signing, refusals, the database, keys, load.
     for name in [
         "up",
         "ferrosigner_sign_requests_total",
