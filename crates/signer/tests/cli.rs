@@ -128,11 +128,7 @@ fn generated_keystores_load_in_the_real_binary_and_sign() {
         "--per-key-password-files",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrosigner"))
         .args([
             "run",

@@ -460,11 +460,7 @@ impl Binary {
         let keys = dir.path().join("keys");
         let password_file = common::write_keystores(&keys, &[key(1)], "pw");
         let data = dir.path().join("data");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosigner"));
         cmd.arg("run")
             .arg("--data-dir")

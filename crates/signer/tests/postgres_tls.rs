@@ -11,7 +11,6 @@ use std::path::Path;
 use common::{attestation, secret};
 use ferrosigner_slashing::{Error, SlashingDb};
 use processes::{PrivatePostgres, spawn_signer, wait_healthy};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 /// In the URLs; trust authentication ignores it, and no message may show it.
 const PASSWORD: &str = "hunter2-tls-secret";
@@ -24,19 +23,12 @@ struct Pki {
 }
 
 fn pki(names: &[&str]) -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, &ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server_params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+    let ca = common::TestCa::new();
+    let (server_cert, server_key) = ca.server(names);
     Pki {
-        ca: ca_cert.pem(),
-        server_cert: server_cert.pem(),
-        server_key: server_key.serialize_pem(),
+        ca: ca.pem,
+        server_cert,
+        server_key,
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 use rustls::RootCertStore;
 use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
@@ -23,25 +23,17 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, &ca_key);
-
-    let server_key = KeyPair::generate().unwrap();
-    let server_params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+    let ca = common::TestCa::new();
+    let (server_cert, server_key) = ca.server(&["localhost", "127.0.0.1"]);
 
     let client_key = KeyPair::generate().unwrap();
     let mut client_params = CertificateParams::new(vec!["validator-client".to_owned()]).unwrap();
     client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+    let client_cert = client_params.signed_by(&client_key, &ca.issuer).unwrap();
     Pki {
-        ca_pem: ca_cert.pem(),
-        server_cert: server_cert.pem(),
-        server_key: server_key.serialize_pem(),
+        ca_pem: ca.pem,
+        server_cert,
+        server_key,
         client_cert: client_cert.pem(),
         client_key: client_key.serialize_pem(),
     }
@@ -776,11 +768,7 @@ async fn the_binary_takes_the_tls_flags_from_the_environment() {
     let pki = pki();
     let (lighthouse, stranger, known) = pinned_lighthouse(dir.path());
     let flags = keystore_flags(dir.path(), &server_keystore(&pki));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrosigner"))
         .args(["run", "--metrics-enabled", "false"])
         .env_clear()
