@@ -21,11 +21,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{WebPkiServerVerifier, verify_server_cert_signed_by_trust_anchor};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -213,14 +214,13 @@ fn root_store(path: &str) -> Result<RootCertStore, Error> {
 }
 
 /// The certificate check of `prefer`, `require` and `verify-ca`: with roots (`sslrootcert`), the
-/// chain is verified but not the host name (rustls checks the name last, after the chain, so a name
-/// mismatch alone means the chain verified); without roots (`prefer`/`require` only) any
-/// certificate is accepted. Either way the handshake signatures are checked, so the session is
-/// bound to the key of the certificate shown.
+/// chain is verified (rustls's chain check, without the host-name check that follows it in
+/// `verify-full`); without roots (`prefer`/`require` only) any certificate is accepted. Either way
+/// the handshake signatures are checked, so the session is bound to the key of the certificate shown.
 #[derive(Debug)]
 struct WithoutHostName {
     provider: Arc<CryptoProvider>,
-    chain: Option<Arc<WebPkiServerVerifier>>,
+    roots: Option<Arc<RootCertStore>>,
 }
 
 impl ServerCertVerifier for WithoutHostName {
@@ -228,19 +228,22 @@ impl ServerCertVerifier for WithoutHostName {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(chain) = &self.chain else {
+        let Some(roots) = &self.roots else {
             return Ok(ServerCertVerified::assertion());
         };
-        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -293,7 +296,7 @@ impl RustlsConnect {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Open(format!("TLS configuration: {e}")))?;
-        let chain = match (mode, rootcert) {
+        let roots = match (mode, rootcert) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
                 return Err(Error::Open(format!(
                     "sslmode={} needs sslrootcert=<PEM file of the CA certificates> in the \
@@ -302,18 +305,16 @@ impl RustlsConnect {
                 )));
             }
             (_, None) => None,
-            (_, Some(path)) => Some(
-                WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(root_store(path)?),
-                    provider.clone(),
-                )
-                .build()
-                .map_err(|e| Error::Open(format!("sslrootcert {path}: {e}")))?,
-            ),
+            (_, Some(path)) => Some(Arc::new(root_store(path)?)),
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match chain {
-            Some(full) if mode == SslMode::VerifyFull => full,
-            chain => Arc::new(WithoutHostName { provider, chain }),
+        let verifier: Arc<dyn ServerCertVerifier> = match (mode, roots) {
+            (SslMode::VerifyFull, Some(roots)) => {
+                let path = rootcert.unwrap_or_default();
+                WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                    .build()
+                    .map_err(|e| Error::Open(format!("sslrootcert {path}: {e}")))?
+            }
+            (_, roots) => Arc::new(WithoutHostName { provider, roots }),
         };
         let config = builder
             .dangerous()
