@@ -610,7 +610,9 @@ fn duty_section(md: &mut String, c: &Ceiling, d: &DutyResult) {
     let _ = writeln!(
         md,
         "burst ms = from the release to the last answer; ideal ms = burst size × one floor sign (step 1) / {} \
-         cores; server CPU µs/sig = server CPU during the burst / its requests answered 200.\n",
+         cores; server CPU µs/sig = server CPU during the burst / its requests answered 200 (`/proc` counts CPU \
+         in 10 ms ticks, so one short burst's figure is coarse; the summary below divides the CPU of all \
+         measured bursts by all their signatures).\n",
         c.cores
     );
     let _ = writeln!(
