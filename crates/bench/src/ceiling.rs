@@ -1,9 +1,15 @@
 //! Step 1: the ceiling on this machine, measured in-process with the same crates the signer uses.
+//!
+//! Three signing loops: a raw sign (hash-to-G2 of the root, then the scalar multiplication), the floor
+//! (a sign through a [`HashCache`] that already holds the root: the scalar multiplication and compression
+//! only, as the signer does for every key after the first that signs a shared root), and hash-to-G2
+//! alone. Each runs on one thread, and the two signing loops also on every core at once. Then one
+//! scrypt and one pbkdf2 keystore decryption.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ferrosigner_bls::SecretKey;
+use ferrosigner_bls::{HashCache, HashedRoot, SecretKey};
 use ferrosigner_keystore::{Kdf, Keystore};
 
 /// What the hardware allows, against which every server figure is expressed as a ratio.
@@ -15,6 +21,12 @@ pub struct Ceiling {
     pub sign_us: f64,
     /// Signatures per second with one thread per core, all signing at once.
     pub parallel_rate: f64,
+    /// The floor: one sign of an already hashed root (a cache hit), one thread, in microseconds.
+    pub floor_us: f64,
+    /// Floor signatures per second with one thread per core, all signing at once (one shared cache).
+    pub floor_parallel_rate: f64,
+    /// Hash-to-G2 of one 32-byte root alone, one thread, in microseconds.
+    pub hash_us: f64,
     /// One EIP-2335 scrypt (n = 2^18, r = 8, p = 1) keystore decryption, in milliseconds (median).
     pub scrypt_ms: f64,
     /// One EIP-2335 pbkdf2 (c = 2^18) keystore decryption, in milliseconds (median).
@@ -31,20 +43,72 @@ impl Ceiling {
     pub fn rate_for(&self, threads: usize) -> f64 {
         threads.clamp(1, self.cores) as f64 * self.sign_rate_per_core()
     }
+
+    /// Floor signatures per second on one core.
+    pub fn floor_rate_per_core(&self) -> f64 {
+        1e6 / self.floor_us
+    }
+
+    /// The floor as a share of one raw sign.
+    pub fn floor_ratio(&self) -> f64 {
+        self.floor_us / self.sign_us
+    }
 }
 
-fn sign_loop(sk: &SecretKey, budget: Duration) -> (u64, Duration) {
+/// Runs `step(n)` in batches of 16 until `budget` has passed: calls made, and the time they took.
+fn timed_loop(budget: Duration, mut step: impl FnMut(u64)) -> (u64, Duration) {
     let start = Instant::now();
     let mut n = 0u64;
-    let mut msg = [0x5au8; 32];
     while start.elapsed() < budget {
         for _ in 0..16 {
-            msg[..8].copy_from_slice(&n.to_le_bytes());
-            std::hint::black_box(sk.sign(std::hint::black_box(&msg)));
+            step(n);
             n += 1;
         }
     }
     (n, start.elapsed())
+}
+
+/// Raw signs of a new root each time.
+fn sign_loop(sk: &SecretKey, budget: Duration) -> (u64, Duration) {
+    let mut msg = [0x5au8; 32];
+    timed_loop(budget, |n| {
+        msg[..8].copy_from_slice(&n.to_le_bytes());
+        std::hint::black_box(sk.sign(std::hint::black_box(&msg)));
+    })
+}
+
+/// Signs of `root` through `cache`, which already holds it: every call a cache hit.
+fn floor_loop(
+    sk: &SecretKey,
+    root: &[u8; 32],
+    cache: &HashCache,
+    budget: Duration,
+) -> (u64, Duration) {
+    timed_loop(budget, |_| {
+        std::hint::black_box(sk.sign_with(std::hint::black_box(root), cache));
+    })
+}
+
+/// Hash-to-G2 of a new root each time, no key involved.
+fn hash_loop(budget: Duration) -> (u64, Duration) {
+    let mut msg = [0xa5u8; 32];
+    timed_loop(budget, |n| {
+        msg[..8].copy_from_slice(&n.to_le_bytes());
+        std::hint::black_box(HashedRoot::new(std::hint::black_box(&msg)));
+    })
+}
+
+/// One loop per core, all at once: the calls they made in all, per second of `budget`.
+fn all_cores_rate(cores: usize, budget: Duration, run: impl Fn() -> u64 + Sync) -> f64 {
+    let total: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cores).map(|_| s.spawn(&run)).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    total as f64 / budget.as_secs_f64()
+}
+
+fn micros_each((n, elapsed): (u64, Duration)) -> f64 {
+    elapsed.as_secs_f64() * 1e6 / n as f64
 }
 
 fn median_ms(mut samples: Vec<f64>) -> f64 {
@@ -72,8 +136,8 @@ fn decrypt_ms(sk: &SecretKey, kdf: Kdf, reps: usize) -> anyhow::Result<f64> {
     Ok(median_ms(samples))
 }
 
-/// Measures the ceiling: single-thread and all-core sign rates for `sign_budget` each, then
-/// `kdf_reps` scrypt and pbkdf2 decryptions.
+/// Measures the ceiling: single-thread and all-core raw sign and floor rates and the single-thread
+/// hash-to-G2 time, for `sign_budget` each, then `kdf_reps` scrypt and pbkdf2 decryptions.
 pub fn measure(sign_budget: Duration, kdf_reps: usize) -> anyhow::Result<Ceiling> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -81,21 +145,35 @@ pub fn measure(sign_budget: Duration, kdf_reps: usize) -> anyhow::Result<Ceiling
     let sk = SecretKey::key_gen(&[0x42; 32]).context("key_gen")?;
     // warm caches and frequency
     sign_loop(&sk, sign_budget / 4);
-    let (n, elapsed) = sign_loop(&sk, sign_budget);
-    let sign_us = elapsed.as_secs_f64() * 1e6 / n as f64;
-    let total: u64 = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..cores)
-            .map(|_| s.spawn(|| sign_loop(&sk, sign_budget).0))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    let sign_us = micros_each(sign_loop(&sk, sign_budget));
+    let parallel_rate = all_cores_rate(cores, sign_budget, || sign_loop(&sk, sign_budget).0);
+
+    let root = [0x3cu8; 32];
+    let cache = HashCache::default();
+    anyhow::ensure!(
+        sk.sign_with(&root, &cache) == sk.sign(&root),
+        "a sign through the hash cache differs from a raw sign"
+    );
+    let floor_us = micros_each(floor_loop(&sk, &root, &cache, sign_budget));
+    let floor_parallel_rate = all_cores_rate(cores, sign_budget, || {
+        floor_loop(&sk, &root, &cache, sign_budget).0
     });
-    let parallel_rate = total as f64 / sign_budget.as_secs_f64();
+    // every floor sign was a cache hit: the root was hashed once, before the loops
+    anyhow::ensure!(
+        cache.hashes() == 1,
+        "the floor loops hashed {} times, not once",
+        cache.hashes()
+    );
+    let hash_us = micros_each(hash_loop(sign_budget));
     let scrypt_ms = decrypt_ms(&sk, Kdf::EIP2335_SCRYPT, kdf_reps)?;
     let pbkdf2_ms = decrypt_ms(&sk, Kdf::EIP2335_PBKDF2, kdf_reps.max(3))?;
     Ok(Ceiling {
         cores,
         sign_us,
         parallel_rate,
+        floor_us,
+        floor_parallel_rate,
+        hash_us,
         scrypt_ms,
         pbkdf2_ms,
     })

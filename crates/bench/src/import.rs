@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::http::{self, Conn};
 use crate::keysets::{self, KeySet};
-use crate::load::{self, Kind, Workload};
+use crate::load::{self, Kind, Roots, Workload};
 use crate::server::{ProcSample, Server, machine_busy_s, sample};
 
 /// Connections (and preloaded keys, one per connection) of the signing load.
@@ -109,7 +109,10 @@ async fn worker(
             break;
         }
         let scheduled = t0 + offset;
-        let (path, body) = work.next_request(Kind::Attestation, owned[m as usize % owned.len()]);
+        let (path, body) = work.next_request(
+            Kind::Attestation(Roots::Shared),
+            owned[m as usize % owned.len()],
+        );
         let status = match conn.post(path, body).await {
             Ok(s) => s,
             Err(_) => {

@@ -2,7 +2,13 @@
 //!
 //! Every worker owns one keep-alive connection and a disjoint set of keys, so the requests for one key
 //! are strictly sequential and each carries a new, higher (source, target) or slot: slashing protection
-//! inserts a row for every request and never refuses one because of reordering. In open-loop mode the
+//! inserts a row for every request and never refuses one because of reordering.
+//!
+//! ATTESTATION load comes in two workloads ([`Roots`]). *Shared*: the n-th request of every key carries
+//! the same AttestationData, as every validator attesting in one slot signs the same data since Electra
+//! (committee index 0), so the signing root repeats across keys and the signer's hash cache hashes it
+//! once. *Unique*: each key has its own beacon_block_root, so no two keys ever share a signing root and
+//! every signature pays for its own hash-to-G2. In open-loop mode the
 //! latency of a request is measured from its scheduled send time, so queueing is not hidden
 //! (no coordinated omission).
 
@@ -18,16 +24,37 @@ use crate::http::Conn;
 use crate::profile::{self, Profile};
 use crate::server::{ProcSample, Server, machine_busy_s, sample};
 
-const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
+/// The mainnet genesis validators root.
+pub const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
 /// First epoch (attestations) or slot (blocks) used; later than the mainnet Electra fork.
-const BASE: u64 = 400_000;
+pub const BASE: u64 = 400_000;
+
+/// Whether keys share signing roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roots {
+    /// The n-th request of every key carries the same message: the signing root repeats across keys.
+    Shared,
+    /// Every key has its own beacon_block_root: no two keys share a signing root.
+    Unique,
+}
+
+impl Roots {
+    /// `shared` or `unique`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Roots::Shared => "shared",
+            Roots::Unique => "unique",
+        }
+    }
+}
 
 /// The request type driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// `ATTESTATION` with increasing source/target epochs per key.
-    Attestation,
-    /// `BLOCK_V2` (Electra block header) with increasing slots per key.
+    Attestation(Roots),
+    /// `BLOCK_V2` (Electra block header) with increasing slots per key; the n-th request of every key
+    /// carries the same header (shared roots).
     Block,
 }
 
@@ -35,8 +62,16 @@ impl Kind {
     /// The Web3Signer type name.
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Attestation => "ATTESTATION",
+            Kind::Attestation(_) => "ATTESTATION",
             Kind::Block => "BLOCK_V2",
+        }
+    }
+
+    /// Whether the signing roots repeat across keys.
+    pub fn roots(self) -> Roots {
+        match self {
+            Kind::Attestation(roots) => roots,
+            Kind::Block => Roots::Shared,
         }
     }
 }
@@ -78,7 +113,14 @@ pub struct Workload {
     rounds: Vec<AtomicU64>,
 }
 
-const FORK_INFO: &str = r#""fork_info":{"fork":{"previous_version":"0x04000000","current_version":"0x05000000","epoch":"364032"},"genesis_validators_root":""#;
+/// The start of a request body's `fork_info` (mainnet, Electra), up to the genesis validators root.
+pub const FORK_INFO: &str = r#""fork_info":{"fork":{"previous_version":"0x04000000","current_version":"0x05000000","epoch":"364032"},"genesis_validators_root":""#;
+
+/// The beacon_block_root of key `index` in the unique workload (64 hex digits, no `0x`):
+/// `index · 256 + 0xc0`, so distinct for every key and never [`R1`], the shared workload's root.
+fn unique_root(index: usize) -> String {
+    format!("{:064x}", ((index as u128) << 8) | 0xc0)
+}
 
 impl Workload {
     /// One entry per public key (`0x` hex).
@@ -100,17 +142,20 @@ impl Workload {
     /// The next request for key `index`: its path and a body one round past the previous one for that key.
     pub fn next_request(&self, kind: Kind, index: usize) -> (&str, Bytes) {
         let round = self.rounds[index].fetch_add(1, Ordering::Relaxed);
-        (&self.paths[index], Workload::body(kind, round))
+        (&self.paths[index], Workload::body(kind, index, round))
     }
 
-    fn body(kind: Kind, round: u64) -> Bytes {
+    fn body(kind: Kind, index: usize, round: u64) -> Bytes {
         let n = BASE + round;
         let text = match kind {
-            Kind::Attestation => format!(
+            Kind::Attestation(roots) => format!(
                 r#"{{"type":"ATTESTATION",{FORK_INFO}{GVR}"}},"attestation":{{"slot":"{slot}","index":"0","beacon_block_root":"0x{r1}","source":{{"epoch":"{n}","root":"0x{r2}"}},"target":{{"epoch":"{t}","root":"0x{r3}"}}}}}}"#,
                 slot = (n + 1) * 32,
                 t = n + 1,
-                r1 = R1,
+                r1 = match roots {
+                    Roots::Shared => R1.to_owned(),
+                    Roots::Unique => unique_root(index),
+                },
                 r2 = R2,
                 r3 = R3,
             ),
@@ -345,15 +390,48 @@ pub async fn run_phase(
 mod tests {
     use super::*;
 
+    fn json(kind: Kind, index: usize, round: u64) -> serde_json::Value {
+        serde_json::from_slice(&Workload::body(kind, index, round)).unwrap()
+    }
+
     #[test]
     fn bodies_are_json_with_increasing_epochs() {
-        let a: serde_json::Value =
-            serde_json::from_slice(&Workload::body(Kind::Attestation, 3)).unwrap();
+        let a = json(Kind::Attestation(Roots::Shared), 0, 3);
         assert_eq!(a["attestation"]["source"]["epoch"], "400003");
         assert_eq!(a["attestation"]["target"]["epoch"], "400004");
         assert_eq!(a["fork_info"]["genesis_validators_root"], GVR);
-        let b: serde_json::Value = serde_json::from_slice(&Workload::body(Kind::Block, 2)).unwrap();
+        let b = json(Kind::Block, 0, 2);
         assert_eq!(b["beacon_block"]["block_header"]["slot"], "12800064");
+    }
+
+    #[test]
+    fn shared_bodies_repeat_across_keys_and_unique_ones_never_do() {
+        let shared = Kind::Attestation(Roots::Shared);
+        assert_eq!(
+            Workload::body(shared, 0, 5),
+            Workload::body(shared, 4095, 5)
+        );
+        let unique = Kind::Attestation(Roots::Unique);
+        let heads: std::collections::HashSet<String> = (0..4096)
+            .map(|i| {
+                let a = json(unique, i, 5);
+                // the same epochs as the shared workload: only the head differs
+                assert_eq!(
+                    a["attestation"]["target"],
+                    json(shared, i, 5)["attestation"]["target"]
+                );
+                a["attestation"]["beacon_block_root"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(heads.len(), 4096);
+        assert!(
+            heads
+                .iter()
+                .all(|h| h.len() == 66 && *h != format!("0x{R1}"))
+        );
     }
 
     #[test]

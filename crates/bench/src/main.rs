@@ -1,15 +1,18 @@
 //! `ferrosigner-bench`: measures the ceiling of this machine, then the real `ferrosigner` binary against it,
 //! and writes one markdown report.
 //!
-//! The parts: [`ceiling`] times raw blst signing and one scrypt / pbkdf2 keystore decryption in-process;
-//! [`keysets`] generates (once, cached) the keystores the server loads; [`server`] starts the release binary
-//! on free 127.0.0.1 ports and reads its CPU time and memory from `/proc`; [`load`] drives it over keep-alive
-//! HTTP/1.1 connections ([`http`]) at fixed concurrency or a fixed rate; [`pg`] creates a fresh PostgreSQL
-//! database and counts transactions and check-function calls per slashing check; [`import`] measures signing
-//! latency while one Keymanager import adds keys to a signer with one HTTP worker. `main` runs the
-//! scenarios in order and renders the tables ([`report`]).
+//! The parts: [`ceiling`] times raw blst signing, the floor (a sign from an already hashed root),
+//! hash-to-G2 and one scrypt / pbkdf2 keystore decryption in-process; [`keysets`] generates (once,
+//! cached) the keystores the server loads; [`server`] starts the release binary on free 127.0.0.1 ports
+//! and reads its CPU time and memory from `/proc`; [`load`] drives it over keep-alive HTTP/1.1
+//! connections ([`http`]) at fixed concurrency or a fixed rate, with signing roots shared across keys or
+//! unique to each; [`pg`] creates a fresh PostgreSQL database and counts transactions and check-function
+//! calls per slashing check; [`duty`] releases the duties of many keys at each slot start and times each
+//! burst; [`import`] measures signing latency while one Keymanager import adds keys to a signer with one
+//! HTTP worker. `main` runs the scenarios in order and renders the tables ([`report`]).
 
 mod ceiling;
+mod duty;
 mod http;
 mod import;
 mod keysets;
@@ -29,7 +32,7 @@ use clap::Parser;
 
 use crate::ceiling::Ceiling;
 use crate::keysets::KeySet;
-use crate::load::{Kind, Mode, PhaseResult, Workload};
+use crate::load::{Kind, Mode, PhaseResult, Roots, Workload};
 use crate::server::Server;
 
 /// End-to-end benchmark of the ferrosigner binary.
@@ -64,7 +67,8 @@ pub struct Args {
     /// Warm-up seconds before each measured phase (default 2; 0.2 with --quick).
     #[arg(long)]
     pub warmup: Option<f64>,
-    /// Fixed request rate for the latency phase (default: half the c=64 ATTESTATION throughput).
+    /// Fixed request rate for the latency phase (default: half the c=64 shared-roots ATTESTATION
+    /// throughput).
     #[arg(long)]
     pub rate: Option<f64>,
     /// PostgreSQL URL of an existing database; a fresh database is created next to it.
@@ -86,6 +90,15 @@ pub struct Args {
     /// Skip the Keymanager import phase (signing latency while keys are imported).
     #[arg(long)]
     pub no_import: bool,
+    /// Skip the slot duty bursts.
+    #[arg(long)]
+    pub no_duty: bool,
+    /// Keys of the slot duty bursts (insecure-KDF keystores; default 10000; 200 with --quick).
+    #[arg(long)]
+    pub duty_keys: Option<usize>,
+    /// Measured slots of the duty bursts, after one warm-up slot (default 8; 2 with --quick).
+    #[arg(long)]
+    pub duty_slots: Option<usize>,
     /// Keystores imported in one Keymanager request by the import phase (default 100; 4 with --quick).
     #[arg(long)]
     pub import_keys: Option<usize>,
@@ -118,6 +131,13 @@ impl Args {
     }
     fn import_keys(&self) -> usize {
         self.import_keys.unwrap_or(if self.quick { 4 } else { 100 })
+    }
+    fn duty_keys(&self) -> usize {
+        self.duty_keys
+            .unwrap_or(if self.quick { 200 } else { 10_000 })
+    }
+    fn duty_slots(&self) -> usize {
+        self.duty_slots.unwrap_or(if self.quick { 2 } else { 8 })
     }
 }
 
@@ -233,45 +253,42 @@ async fn load_scenario(
     let perf_out = work_dir.join(format!("{name}.perf.data"));
     let profile = (!args.no_profile && profile::available()).then_some(perf_out.as_path());
     let mut rows = Vec::new();
+    let shared = Kind::Attestation(Roots::Shared);
     let levels: &[usize] = if slashing { &[1, 16, 64] } else { &[1, 64] };
     for &c in levels {
         let mode = Mode::Closed(c);
-        rows.push(load::run_phase(&server, &work, Kind::Attestation, mode, times, None).await?);
+        rows.push(load::run_phase(&server, &work, shared, mode, times, None).await?);
     }
     // The profile comes from a repeat of the c=64 ATTESTATION phase: `perf` stalls the server when it
     // attaches and costs it CPU while sampling, so the reported rows are measured without it.
     let mut profiled_checks = 0;
     if let Some(out) = profile {
-        let profiled = load::run_phase(
-            &server,
-            &work,
-            Kind::Attestation,
-            Mode::Closed(64),
-            times,
-            Some(out),
-        )
-        .await?;
+        let profiled =
+            load::run_phase(&server, &work, shared, Mode::Closed(64), times, Some(out)).await?;
         profiled_checks = profiled.checks;
         if let Some(row) = rows
             .iter_mut()
-            .find(|r| r.kind == Kind::Attestation && matches!(r.mode, Mode::Closed(64)))
+            .find(|r| r.kind == shared && matches!(r.mode, Mode::Closed(64)))
         {
             row.profile = profiled.profile;
         }
     }
+    // No two keys share a root: every signature pays for its own hash-to-G2.
+    let unique = Kind::Attestation(Roots::Unique);
+    rows.push(load::run_phase(&server, &work, unique, Mode::Closed(64), times, None).await?);
     if slashing {
         let mode = Mode::Closed(64);
         rows.push(load::run_phase(&server, &work, Kind::Block, mode, times, None).await?);
         let max = rows
             .iter()
-            .find(|r| r.kind == Kind::Attestation && matches!(r.mode, Mode::Closed(64)))
+            .find(|r| r.kind == shared && matches!(r.mode, Mode::Closed(64)))
             .map_or(100.0, |r| r.throughput);
         let rate = args.rate.unwrap_or((max / 2.0).max(1.0));
         rows.push(
             load::run_phase(
                 &server,
                 &work,
-                Kind::Attestation,
+                shared,
                 Mode::Rate { rate, conns: 64 },
                 times,
                 None,
@@ -408,6 +425,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             )?,
         ))
     };
+    let duty_set = if args.no_duty {
+        None
+    } else {
+        if args.duty_keys() == 0 || args.duty_slots() == 0 {
+            bail!("--duty-keys and --duty-slots must be positive");
+        }
+        Some(keysets::ensure(
+            &args.signer,
+            &args.cache_dir,
+            "insecure",
+            args.duty_keys(),
+        )?)
+    };
     let (n, mem_n) = (args.startup_keys(), args.memory_keys());
     let sets = if args.no_startup {
         None
@@ -421,7 +451,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work_dir);
     std::fs::create_dir_all(&work_dir)?;
 
-    eprintln!("ceiling: raw blst sign, scrypt and pbkdf2 decryption");
+    eprintln!("ceiling: raw blst sign, floor, hash-to-G2, scrypt and pbkdf2 decryption");
     let ceiling: Ceiling = if args.quick {
         ceiling::measure(Duration::from_millis(300), 1)?
     } else {
@@ -454,6 +484,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         scenarios.push(load_scenario(&args, &work_dir, load_set, "-", false, None).await?);
     }
+
+    let duty = match &duty_set {
+        Some(keys) => {
+            eprintln!(
+                "duty: {} keys, {} slots after one warm-up slot, {} connections",
+                args.duty_keys(),
+                args.duty_slots(),
+                duty::CONNS
+            );
+            Some(
+                duty::run(&duty::Plan {
+                    signer: &args.signer,
+                    data_dir: &work_dir.join("duty"),
+                    keys,
+                    n: args.duty_keys(),
+                    slots: args.duty_slots(),
+                })
+                .await?,
+            )
+        }
+        None => None,
+    };
 
     let startup = match &sets {
         Some((scrypt, many)) => Some(startup(&args, &work_dir, scrypt, many, n, mem_n).await?),
@@ -495,6 +547,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ceiling: &ceiling,
         scenarios: &scenarios,
         pg_note: pg_note.as_deref(),
+        duty: duty.as_ref(),
         startup: startup.as_ref(),
         import: import.as_ref(),
         elapsed_s: started.elapsed().as_secs_f64(),
