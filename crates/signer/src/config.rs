@@ -175,6 +175,16 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_KEYSTORES_PASSWORD_FILE")]
     pub keystores_password_file: Option<PathBuf>,
 
+    /// Directory of Web3Signer key config files (`*.yaml`, `*.yml`; one or more YAML documents each, at most
+    /// 100 MiB a file): `file-raw`, `file-keystore` and `hashicorp` keys, loaded read-only at start-up and on
+    /// reload. Web3Signer's name `--key-store-path` is an alias.
+    #[arg(
+        long,
+        visible_alias = "key-store-path",
+        env = "FERROSIGNER_KEY_CONFIG_PATH"
+    )]
+    pub key_config_path: Option<PathBuf>,
+
     /// Refuse slashable blocks and attestations (EIP-3076). Turning this off is logged loudly.
     #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_ENABLED", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
