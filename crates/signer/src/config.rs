@@ -980,6 +980,20 @@ mod tests {
     }
 
     #[test]
+    fn the_key_config_path_takes_web3signers_name_on_the_command_line_and_in_the_file() {
+        let (run, _) = run_with_file("key-store-path = \"/etc/w3s/keys\"\n", &[]);
+        assert_eq!(run.key_config_path, Some(PathBuf::from("/etc/w3s/keys")));
+        let (run, sources) =
+            run_with_file("key-config-path = \"/a\"\n", &["--key-store-path", "/b"]);
+        assert_eq!(run.key_config_path, Some(PathBuf::from("/b")));
+        let printed = print_config(&run, &sources);
+        assert!(
+            printed.contains("key-config-path = \"/b\"  # command line"),
+            "{printed}"
+        );
+    }
+
+    #[test]
     fn the_pruning_interval_in_hours_or_seconds_follows_precedence() {
         let hour = std::time::Duration::from_secs(3600);
         let (run, _) = run_with_file("slashing-protection-pruning-interval = 2\n", &[]);

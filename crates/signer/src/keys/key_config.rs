@@ -113,10 +113,11 @@ fn read_limited(path: &Path, limit: u64) -> Result<Zeroizing<String>, String> {
     Ok(Zeroizing::new(text.to_owned()))
 }
 
-/// Parses a key config file's text: one result per YAML document, or why the file as a whole cannot be read
-/// (a YAML syntax error, given by position only). `dir` is the file's directory, which relative paths are
-/// resolved against.
-pub fn parse(text: &str, dir: &Path) -> Result<Vec<Result<Document, String>>, String> {
+/// Parses the text of the key config file `file`: one result per YAML document (empty documents are
+/// skipped), or why the file as a whole cannot be read (a YAML syntax error, given by position only).
+/// Relative paths are resolved against the file's directory.
+pub fn parse(text: &str, file: &Path) -> Result<Vec<Result<Document, String>>, String> {
+    let dir = file.parent().unwrap_or(Path::new("."));
     // Budgets sized for the largest file read: a million small documents of a few fields each.
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
@@ -134,7 +135,11 @@ pub fn parse(text: &str, dir: &Path) -> Result<Vec<Result<Document, String>>, St
     if raw.is_empty() {
         return Err("holds no YAML document".to_owned());
     }
-    Ok(raw.into_iter().map(|doc| check(doc, dir)).collect())
+    Ok(raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, doc)| check(doc, dir, file, i + 1))
+        .collect())
 }
 
 /// A YAML error by position only.
@@ -356,8 +361,8 @@ fn resolve(dir: &Path, path: &str) -> PathBuf {
     }
 }
 
-/// Checks one document.
-fn check(raw: RawDocument, dir: &Path) -> Result<Document, String> {
+/// Checks document number `index` of `file`.
+fn check(raw: RawDocument, dir: &Path, file: &Path, index: usize) -> Result<Document, String> {
     let fields = match raw {
         RawDocument::Fields(fields) => fields,
         RawDocument::Other(kind) => {
@@ -411,6 +416,8 @@ fn check(raw: RawDocument, dir: &Path) -> Result<Document, String> {
     let unknown = fields.unknown();
     if !unknown.is_empty() {
         tracing::warn!(
+            file = %file.display(),
+            document = index,
             fields = ?unknown,
             "key config document has fields its type does not use; they are ignored"
         );
@@ -546,7 +553,7 @@ mod tests {
     const KEY: &str = "0x25b1166a43c109cb330af8945d364722757c65ed2bfed5444b5a2f057f82d391";
 
     fn docs(text: &str) -> Vec<Result<Document, String>> {
-        parse(text, Path::new("/etc/keys")).unwrap()
+        parse(text, Path::new("/etc/keys/test.yaml")).unwrap()
     }
 
     fn one(text: &str) -> Result<Document, String> {
@@ -640,12 +647,12 @@ mod tests {
         // A syntax error is given by position only.
         let error = parse(
             &format!("type: file-raw\nprivateKey: \"{KEY}\n  : [\n"),
-            Path::new("."),
+            Path::new("k.yaml"),
         )
         .unwrap_err();
         assert!(error.contains("line"), "{error}");
         assert!(!error.contains(&KEY[4..20]), "{error}");
-        assert!(parse("", Path::new(".")).is_err());
+        assert!(parse("", Path::new("k.yaml")).is_err());
     }
 
     #[test]
@@ -670,7 +677,9 @@ mod tests {
                     keyPath: \"/v1/secret/data/secretPath\"\nkeyName: \"secretName\"\n\
                     tlsKnownServersPath: \"knownhosts\"\nserverHost: \"localhost\"\nserverPort: \"32895\"\n\
                     timeout: \"10000\"\ntoken: \"s.MuZwBqZ0iE1HzvD64v3HMlhT\"\nhttpProtocolVersion: http_1_1\n";
-        let Ok(Document::Hashicorp(key)) = parse(text, dir.path()).unwrap().remove(0) else {
+        let Ok(Document::Hashicorp(key)) =
+            parse(text, &dir.path().join("k.yaml")).unwrap().remove(0)
+        else {
             panic!()
         };
         assert_eq!(key.server_port, 32895);

@@ -204,9 +204,7 @@ pub(crate) fn key_config_scan(
     })?;
     let mut scan = KeyConfigScan::default();
     for file in files {
-        let parent = file.parent().unwrap_or(dir).to_path_buf();
-        let parsed =
-            key_config::read_file(&file).and_then(|text| key_config::parse(&text, &parent));
+        let parsed = key_config::read_file(&file).and_then(|text| key_config::parse(&text, &file));
         let documents = match parsed {
             Ok(documents) => documents,
             Err(reason) => {
