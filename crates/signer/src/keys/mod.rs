@@ -92,7 +92,8 @@ pub enum KeyError {
     /// The key comes from `--keystores-path` or `--key-config-path`, which the Keymanager API does not
     /// change.
     #[error(
-        "read-only key: it comes from --keystores-path or --key-config-path, which the Keymanager API does not change"
+        "read-only key: it comes from --keystores-path or --key-config-path, which the Keymanager API does \
+         not change"
     )]
     ReadOnly,
     /// A background task stopped before finishing (a bug or shutdown).
@@ -436,7 +437,12 @@ impl Keyring {
     }
 
     fn fail_load(&self, failure: LoadFailure) {
-        tracing::error!(file = %failure.file.display(), document = ?failure.document, reason = %failure.reason, "key not loaded");
+        tracing::error!(
+            file = %failure.file.display(),
+            document = ?failure.document,
+            reason = %failure.reason,
+            "key not loaded"
+        );
         self.update_load(|s| {
             s.done += 1;
             s.failures.push(failure);
@@ -1009,7 +1015,8 @@ impl Keyring {
         lock(&self.reload).clone()
     }
 
-    /// Starts a reload of the external directory and the key config files in the background; `Ok(false)` if one is already running.
+    /// Starts a reload of the external directory and the key config files in the background; `Ok(false)` if
+    /// one is already running.
     pub fn start_reload(self: &Arc<Self>) -> Result<bool, KeyError> {
         self.ensure_loaded()?;
         {
@@ -1069,7 +1076,12 @@ impl Keyring {
         }
         let errors: Vec<String> = failures.iter().map(ToString::to_string).collect();
         for failure in &failures {
-            tracing::error!(file = %failure.file.display(), document = ?failure.document, reason = %failure.reason, "key not loaded by the reload");
+            tracing::error!(
+                file = %failure.file.display(),
+                document = ?failure.document,
+                reason = %failure.reason,
+                "key not loaded by the reload"
+            );
         }
         self.update_load(|s| {
             s.failures.retain(|f| f.kind == SourceKind::Managed);

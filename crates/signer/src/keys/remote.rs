@@ -8,7 +8,13 @@
 //! produces more jobs; loading, reloading and reporting them needs nothing else.
 //!
 //! Fetching blocks: [`fetch_all`] runs on a blocking thread and fetches a few keys at once on threads of its
-//! own.
+//! own, each inside the Tokio runtime's context, so that an async client can be driven from [`fetch`] with
+//! `tokio::runtime::Handle::current().block_on(…)`.
+//!
+//! Adding a remote source: a [`RemoteKey`] variant and its arm in [`fetch`], a [`KeySource`] variant naming
+//! where each key was configured (its identity across reloads), and the jobs produced next to the key config
+//! scan in `Keyring::load_blocking` and `Keyring::reload_blocking`; loading, the disabled-key check,
+//! duplicates, reload removal, health and metrics then work as for key config documents.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -132,7 +138,8 @@ pub fn fetch(key: &RemoteKey) -> Result<Zeroizing<[u8; 32]>, String> {
     }
 }
 
-/// Fetches one key from HashiCorp Vault (blocking). This build has no Vault client.
+/// Fetches one key from HashiCorp Vault (blocking; called inside the runtime's context, never on an async
+/// worker). This build has no Vault client.
 pub fn fetch_hashicorp(key: &HashicorpKey) -> Result<Zeroizing<[u8; 32]>, String> {
     let _ = key;
     Err("hashicorp keys are not supported by this build".to_owned())
@@ -154,9 +161,11 @@ pub(crate) fn fetch_all(
     let threads = FETCHES_AT_ONCE.min(jobs.len());
     let queue = Mutex::new(jobs.into_iter());
     let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let runtime = tokio::runtime::Handle::try_current().ok();
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
+                let _context = runtime.as_ref().map(|r| r.enter());
                 while let Some(job) = next() {
                     if stop.load(Ordering::Acquire) {
                         return;
@@ -198,6 +207,30 @@ mod tests {
     fn this_build_refuses_to_fetch_from_vault() {
         let error = fetch(&RemoteKey::Hashicorp(key())).unwrap_err();
         assert_eq!(error, "hashicorp keys are not supported by this build");
+    }
+
+    #[tokio::test]
+    async fn fetches_run_inside_the_runtime_context() {
+        let job = RemoteJob {
+            source: KeySource::KeyConfig {
+                file: PathBuf::from("k.yaml"),
+                document: 1,
+            },
+            key: RemoteKey::Hashicorp(key()),
+        };
+        let in_context = tokio::task::spawn_blocking(move || {
+            let seen = Mutex::new(Vec::new());
+            fetch_all(vec![job.clone(), job], &AtomicBool::new(false), |_, _| {
+                let handle = tokio::runtime::Handle::try_current();
+                // What an async client would do from `fetch`.
+                let answer = handle.map(|h| h.block_on(async { 42 }));
+                seen.lock().unwrap().push(answer.ok());
+            });
+            seen.into_inner().unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(in_context, [Some(42), Some(42)]);
     }
 
     #[test]
