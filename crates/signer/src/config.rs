@@ -175,6 +175,16 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_KEYSTORES_PASSWORD_FILE")]
     pub keystores_password_file: Option<PathBuf>,
 
+    /// Directory of Web3Signer key config files (`*.yaml`, `*.yml`; one or more YAML documents each, at most
+    /// 100 MiB a file): `file-raw`, `file-keystore` and `hashicorp` keys, loaded read-only at start-up and on
+    /// reload. Web3Signer's name `--key-store-path` is an alias.
+    #[arg(
+        long,
+        visible_alias = "key-store-path",
+        env = "FERROSIGNER_KEY_CONFIG_PATH"
+    )]
+    pub key_config_path: Option<PathBuf>,
+
     /// Refuse slashable blocks and attestations (EIP-3076). Turning this off is logged loudly.
     #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_ENABLED", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
@@ -966,6 +976,20 @@ mod tests {
                 "a.toml"
             ]),
             None
+        );
+    }
+
+    #[test]
+    fn the_key_config_path_takes_web3signers_name_on_the_command_line_and_in_the_file() {
+        let (run, _) = run_with_file("key-store-path = \"/etc/w3s/keys\"\n", &[]);
+        assert_eq!(run.key_config_path, Some(PathBuf::from("/etc/w3s/keys")));
+        let (run, sources) =
+            run_with_file("key-config-path = \"/a\"\n", &["--key-store-path", "/b"]);
+        assert_eq!(run.key_config_path, Some(PathBuf::from("/b")));
+        let printed = print_config(&run, &sources);
+        assert!(
+            printed.contains("key-config-path = \"/b\"  # command line"),
+            "{printed}"
         );
     }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::keys::SourceKind;
 use crate::signing::Signer;
 
 /// How often a faulted database is probed.
@@ -37,6 +38,21 @@ pub struct KeysHealth {
     pub found: usize,
     /// Keystores processed so far.
     pub processed: usize,
+    /// Each configured kind of key source, with its own counts. A source's errors are reported (its
+    /// sub-check is DOWN) but, as for every key error, do not turn the signer DOWN: the keys that did load
+    /// sign.
+    pub sources: Vec<SourceHealth>,
+}
+
+/// Key loading of one kind of key source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceHealth {
+    /// Which kind.
+    pub kind: SourceKind,
+    /// Its keys that sign now.
+    pub loaded: usize,
+    /// Its keys, files or documents that failed to load (at start-up, or at the last reload).
+    pub errors: usize,
 }
 
 /// The slashing database's state.
@@ -60,6 +76,16 @@ impl HealthReport {
 /// Checks every part now (the database with one probe).
 pub async fn check(signer: &Signer) -> HealthReport {
     let load = signer.keys().load_state();
+    let loaded = signer.keys().count_by_source();
+    let sources = load
+        .sources
+        .iter()
+        .map(|kind| SourceHealth {
+            kind: *kind,
+            loaded: loaded.get(kind).copied().unwrap_or(0),
+            errors: load.failures.iter().filter(|f| f.kind == *kind).count(),
+        })
+        .collect();
     let keys = KeysHealth {
         loaded: signer.keys().len(),
         errors: load.failures.len(),
@@ -67,6 +93,7 @@ pub async fn check(signer: &Signer) -> HealthReport {
         finished: load.finished,
         found: load.total,
         processed: load.done,
+        sources,
     };
     let database = match signer.slashing() {
         None => DatabaseHealth::Disabled,

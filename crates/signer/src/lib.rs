@@ -225,6 +225,11 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         None => None,
     };
     let external = external_source(&args)?;
+    if let Some(dir) = &args.key_config_path
+        && !dir.is_dir()
+    {
+        bail!("--key-config-path {} is not a directory", dir.display());
+    }
     files::create_private_dir(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let token = if args.key_manager_api_enabled {
@@ -267,6 +272,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         KeyringConfig {
             data_dir: args.data_dir.clone(),
             external,
+            key_config: args.key_config_path.clone(),
             cache_enabled: args.key_cache_enabled,
         },
         slashing.clone(),

@@ -37,6 +37,14 @@ pub struct OperationLabels {
     pub operation: &'static str,
 }
 
+/// Labels of a per-source key count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `managed` (imported through the Keymanager API), `keystores` (`--keystores-path`) or `key_config`
+    /// (`--key-config-path`).
+    pub source: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs … ~1.6 s
     Histogram::new(exponential_buckets(0.00005, 2.0, 16))
@@ -57,6 +65,8 @@ pub struct Metrics {
     pub slashing_prevented: Family<RefusalLabels, Counter>,
     /// Keys currently able to sign.
     pub keys_loaded: Gauge,
+    /// Keys currently able to sign, by the kind of source they came from.
+    pub keys_loaded_by_source: Family<SourceLabels, Gauge>,
     /// Keystores found by the current or last key loading.
     pub key_loading_total: Gauge,
     /// Keystores processed so far by the current or last key loading.
@@ -122,6 +132,12 @@ impl Metrics {
             "Keys able to sign",
             keys_loaded.clone(),
         );
+        let keys_loaded_by_source = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "ferrosigner_keys_loaded",
+            "Keys able to sign, by source: managed, keystores (--keystores-path), key_config (--key-config-path)",
+            keys_loaded_by_source.clone(),
+        );
         let key_loading_total = Gauge::default();
         registry.register(
             "ferrosigner_key_loading_keystores",
@@ -165,6 +181,7 @@ impl Metrics {
             slashing_permitted,
             slashing_prevented,
             keys_loaded,
+            keys_loaded_by_source,
             key_loading_total,
             key_loading_done,
             key_loading_errors,

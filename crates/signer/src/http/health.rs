@@ -1,6 +1,8 @@
 //! `/upcheck` and `/healthcheck`.
 //!
-//! `/healthcheck` follows Web3Signer's shape (`status`, `checks[]`, `outcome`) and answers 503 with DOWN
+//! `/healthcheck` follows Web3Signer's shape (`status`, `checks[]`, `outcome`; `keys-check` has a sub-check per
+//! kind of key source, `config-files-loading` and `keystores-bulk-loading` as in Web3Signer, each DOWN when
+//! some of its keys failed to load) and answers 503 with DOWN
 //! (and the loading progress) until start-up key loading has finished and while the slashing database
 //! cannot commit; the policy is [`crate::health`], this module only renders it. `/upcheck` answers 503
 //! while keys load, so that a client waiting for it does not send duties into keys that are not there yet.
@@ -14,6 +16,7 @@ use serde_json::json;
 
 use super::{AppState, TEXT_PLAIN, accepts_only_json, while_loading};
 use crate::health::DatabaseHealth;
+use crate::keys::SourceKind;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -39,6 +42,17 @@ fn up(ok: bool) -> &'static str {
 async fn healthcheck(State(state): State<AppState>) -> Response {
     let report = crate::health::check(&state.signer).await;
     let keys = &report.keys;
+    let sources: Vec<serde_json::Value> = keys
+        .sources
+        .iter()
+        .map(|source| {
+            json!({
+                "id": source_check_id(source.kind),
+                "status": up(source.errors == 0),
+                "data": { "keys-loaded": source.loaded, "error-count": source.errors },
+            })
+        })
+        .collect();
     let keys_check = json!({
         "id": "keys-check",
         "status": up(keys.finished),
@@ -50,6 +64,7 @@ async fn healthcheck(State(state): State<AppState>) -> Response {
             "keystores-found": keys.found,
             "keystores-processed": keys.processed,
         },
+        "checks": sources,
     });
     let db_check = match &report.database {
         DatabaseHealth::Disabled => {
@@ -75,3 +90,12 @@ async fn healthcheck(State(state): State<AppState>) -> Response {
 }
 
 const DB_CHECK: &str = "slashing-protection-db-health-check";
+
+/// The sub-check of `keys-check` for one kind of source, named as Web3Signer names its own where it has one.
+fn source_check_id(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Managed => "imported-keystores-loading",
+        SourceKind::External => "keystores-bulk-loading",
+        SourceKind::KeyConfig => "config-files-loading",
+    }
+}

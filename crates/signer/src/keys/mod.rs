@@ -2,8 +2,11 @@
 //!
 //! How the parts connect:
 //! - [`registry`] holds the keys able to sign; the signing pipeline gets a read-only [`KeyView`];
-//! - [`source`] finds keystores on disk: the external `--keystores-path` directory (read-only) and the managed
-//!   directory `<data-dir>/keystores` of imported keys;
+//! - [`source`] finds keys on disk: the external `--keystores-path` directory (read-only), the managed
+//!   directory `<data-dir>/keystores` of imported keys, and the key config files of `--key-config-path`
+//!   (read-only), which [`key_config`] reads;
+//! - [`remote`] fetches the keys those files keep in a remote service (HashiCorp Vault) to a secret; they are
+//!   then registered like the others;
 //! - [`decrypt`] is the one memory-budgeted, parallel decryption routine used by start-up, imports and
 //!   reloads, handing each key on as soon as it is decrypted;
 //! - [`cache`] is the key cache file and its one coalescing writer thread;
@@ -26,7 +29,9 @@
 
 pub mod cache;
 mod decrypt;
+pub mod key_config;
 mod registry;
+pub mod remote;
 mod source;
 
 use std::collections::{HashMap, HashSet};
@@ -47,9 +52,10 @@ pub use cache::CacheMaterial;
 use cache::CacheWriter;
 use decrypt::{Encrypted, Password, Urgency};
 use registry::KeyRegistry;
-pub use registry::{KeyEntry, KeySource, KeyView};
+pub use registry::{KeyEntry, KeySource, KeyView, SourceKind};
+use remote::RemoteJob;
 pub use source::{External, LoadFailure, Passwords};
-use source::{Job, ManagedDir, ReadKeystore};
+use source::{Job, KeyConfigScan, ManagedDir, ReadKeystore};
 
 type Pubkey = [u8; PUBLIC_KEY_LEN];
 
@@ -83,8 +89,12 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
-    /// The key comes from the external directory, which the Keymanager API does not change.
-    #[error("read-only key from an external directory")]
+    /// The key comes from `--keystores-path` or `--key-config-path`, which the Keymanager API does not
+    /// change.
+    #[error(
+        "read-only key: it comes from --keystores-path or --key-config-path, which the Keymanager API does \
+         not change"
+    )]
     ReadOnly,
     /// A background task stopped before finishing (a bug or shutdown).
     #[error("a key task stopped: {0}")]
@@ -100,17 +110,20 @@ impl From<tokio::task::JoinError> for KeyError {
 /// Progress and result of start-up key loading.
 #[derive(Debug, Clone, Default)]
 pub struct LoadState {
-    /// Keystores found.
+    /// Keys found: keystores and key config documents.
     pub total: usize,
-    /// Keystores processed so far (loaded or failed).
+    /// Keys processed so far (loaded or failed).
     pub done: usize,
     /// Keys taken from the key cache instead of being decrypted.
     pub from_cache: usize,
-    /// The keystores that failed to load (including keys the slashing database disabled), by file and
-    /// reason.
+    /// The keys that failed to load (including keys the slashing database disabled), by file, document and
+    /// reason. A reload replaces those of the sources it re-reads (`--keystores-path`, `--key-config-path`).
     pub failures: Vec<LoadFailure>,
     /// Whether loading has finished.
     pub finished: bool,
+    /// The kinds of key source configured (imported keys always; `--keystores-path` and
+    /// `--key-config-path` when given).
+    pub sources: Vec<SourceKind>,
 }
 
 /// Status of one keystore in an import, as the Keymanager API reports it.
@@ -235,6 +248,8 @@ pub struct KeyringConfig {
     pub data_dir: PathBuf,
     /// The external, read-only keystore directory, if any.
     pub external: Option<External>,
+    /// The directory of key config files (`--key-config-path`), if any.
+    pub key_config: Option<PathBuf>,
     /// Whether to keep the key cache (`false` removes the file at start).
     pub cache_enabled: bool,
 }
@@ -244,6 +259,7 @@ pub struct Keyring {
     registry: Arc<KeyRegistry>,
     managed: ManagedDir,
     external: Option<External>,
+    key_config: Option<PathBuf>,
     slashing: Option<SlashingDb>,
     genesis_validators_root: Option<[u8; 32]>,
     metrics: Arc<Metrics>,
@@ -265,7 +281,10 @@ impl Keyring {
         genesis_validators_root: Option<[u8; 32]>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, KeyError> {
-        let registry = Arc::new(KeyRegistry::new(metrics.keys_loaded.clone()));
+        let registry = Arc::new(KeyRegistry::new(
+            metrics.keys_loaded.clone(),
+            metrics.keys_loaded_by_source.clone(),
+        ));
         let cache_file = config.data_dir.join("key-cache.bin");
         let cache = if config.cache_enabled {
             let writes = metrics.key_cache_writes.clone();
@@ -280,14 +299,22 @@ impl Keyring {
         } else {
             None
         };
+        let sources = std::iter::once(SourceKind::Managed)
+            .chain(config.external.as_ref().map(|_| SourceKind::External))
+            .chain(config.key_config.as_ref().map(|_| SourceKind::KeyConfig))
+            .collect();
         Ok(Arc::new(Self {
             registry,
             managed: ManagedDir::new(config.data_dir.join("keystores")),
             external: config.external,
+            key_config: config.key_config,
             slashing,
             genesis_validators_root,
             metrics,
-            load: watch::Sender::new(LoadState::default()),
+            load: watch::Sender::new(LoadState {
+                sources,
+                ..LoadState::default()
+            }),
             lock: tokio::sync::Mutex::new(()),
             reload: Mutex::new(ReloadStatus {
                 status: ReloadState::Idle,
@@ -410,7 +437,12 @@ impl Keyring {
     }
 
     fn fail_load(&self, failure: LoadFailure) {
-        tracing::error!(keystore = %failure.file.display(), reason = %failure.reason, "keystore not loaded");
+        tracing::error!(
+            file = %failure.file.display(),
+            document = ?failure.document,
+            reason = %failure.reason,
+            "key not loaded"
+        );
         self.update_load(|s| {
             s.done += 1;
             s.failures.push(failure);
@@ -428,32 +460,93 @@ impl Keyring {
         password: Zeroizing<String>,
         disabled: &HashSet<Pubkey>,
     ) -> Result<(), String> {
-        let public = secret.public_key();
-        if disabled.contains(public.as_bytes()) {
-            return Err(format!(
-                "key {public} is disabled in the slashing protection database, so it does not sign here: \
-                 an earlier deletion did not finish removing its files. Delete it again to finish, or import \
-                 it again to enable it"
-            ));
-        }
-        let entry = KeyEntry {
+        self.register(
+            job.source.clone(),
             secret,
-            public,
-            derivation_path: keystore.path().to_owned(),
-            source: job.source(),
-            cache: Some(CacheMaterial {
+            keystore.path().to_owned(),
+            Some(CacheMaterial {
                 fingerprint,
                 password,
                 kdf: keystore.kdf(),
             }),
+            disabled,
+        )
+    }
+
+    /// Registers a key from any source, unless the slashing database disabled it or it is loaded already
+    /// (then the error names where the loaded one came from).
+    fn register(
+        &self,
+        source: KeySource,
+        secret: SecretKey,
+        derivation_path: String,
+        cache: Option<CacheMaterial>,
+        disabled: &HashSet<Pubkey>,
+    ) -> Result<(), String> {
+        let public = secret.public_key();
+        if disabled.contains(public.as_bytes()) {
+            return Err(if source.kind() == SourceKind::Managed {
+                format!(
+                    "key {public} is disabled in the slashing protection database, so it does not sign here: \
+                     an earlier deletion did not finish removing its files. Delete it again to finish, or \
+                     import it again to enable it"
+                )
+            } else {
+                format!(
+                    "key {public} is disabled in the slashing protection database (deleted through the \
+                     Keymanager API), so it does not sign here; import it again to enable it"
+                )
+            });
+        }
+        let entry = KeyEntry {
+            secret,
+            public,
+            derivation_path,
+            source,
+            cache,
         };
         if self.registry.insert(entry) {
             Ok(())
         } else {
+            let other = self
+                .registry
+                .get(public.as_bytes())
+                .map(|e| e.source.to_string())
+                .unwrap_or_else(|| "another source".to_owned());
             Err(format!(
-                "key {public} is already loaded from another keystore"
+                "key {public} is already loaded from {other}; this copy is not loaded"
             ))
         }
+    }
+
+    /// Registers raw keys and fetches and registers remote ones, reporting each result to `done` (the
+    /// failure, if any).
+    fn load_direct(
+        &self,
+        raw: Vec<(KeySource, key_config::RawKey)>,
+        remote: Vec<RemoteJob>,
+        disabled: &HashSet<Pubkey>,
+        done: impl Fn(Result<(), LoadFailure>) + Sync,
+    ) {
+        for (source, key) in raw {
+            let result = SecretKey::from_bytes(key.0.as_ref())
+                .map_err(|_| "`privateKey` is not a valid BLS secret key".to_owned())
+                .and_then(|secret| {
+                    self.register(source.clone(), secret, String::new(), None, disabled)
+                });
+            done(result.map_err(|reason| LoadFailure::of(&source, reason)));
+        }
+        remote::fetch_all(remote, &self.stopping, |job, fetched| {
+            let result = fetched
+                .and_then(|bytes| {
+                    SecretKey::from_bytes(bytes.as_ref())
+                        .map_err(|_| "the fetched key is not a valid BLS secret key".to_owned())
+                })
+                .and_then(|secret| {
+                    self.register(job.source.clone(), secret, String::new(), None, disabled)
+                });
+            done(result.map_err(|reason| LoadFailure::of(&job.source, reason)));
+        });
     }
 
     /// The blocking part of start-up loading; returns whether the key cache must be rewritten.
@@ -475,22 +568,52 @@ impl Keyring {
         }
         let mut jobs = Vec::new();
         let mut listing_failures = Vec::new();
-        let external = self.external.as_ref().map(source::external_jobs);
-        for listed in [self.managed.jobs()].into_iter().chain(external) {
+        let managed = (SourceKind::Managed, self.managed.jobs());
+        let external = self
+            .external
+            .as_ref()
+            .map(|e| (SourceKind::External, source::external_jobs(e)));
+        for (kind, listed) in [managed].into_iter().chain(external) {
             match listed {
                 Ok(found) => jobs.extend(found),
                 Err(e) => listing_failures.push(LoadFailure {
+                    kind,
                     file: PathBuf::new(),
+                    document: None,
                     reason: format!("cannot list keystores: {e}"),
                 }),
             }
         }
-        let total = jobs.len();
+        let mut configs = KeyConfigScan::default();
+        if let Some(dir) = &self.key_config {
+            match source::key_config_scan(dir, |_| false) {
+                Ok(scan) => configs = scan,
+                Err(e) => listing_failures.push(LoadFailure {
+                    kind: SourceKind::KeyConfig,
+                    file: dir.clone(),
+                    document: None,
+                    reason: format!("cannot list key config files: {e}"),
+                }),
+            }
+        }
+        let KeyConfigScan {
+            keystores: config_keystores,
+            raw,
+            remote,
+            failures: config_failures,
+            ..
+        } = configs;
+        jobs.extend(config_keystores);
+        let total = jobs.len() + raw.len() + remote.len() + config_failures.len();
         self.update_load(|s| s.total = total + listing_failures.len());
-        tracing::info!(keystores = total, "loading keys");
-        for failure in listing_failures {
+        tracing::info!(keys = total, "loading keys");
+        for failure in listing_failures.into_iter().chain(config_failures) {
             self.fail_load(failure);
         }
+        self.load_direct(raw, remote, disabled, |result| match result {
+            Ok(()) => self.update_load(|s| s.done += 1),
+            Err(failure) => self.fail_load(failure),
+        });
         let mut read = Vec::with_capacity(total);
         for job in jobs {
             match source::read_keystore(job) {
@@ -514,10 +637,7 @@ impl Keyring {
                 });
                 match admitted {
                     Ok(()) => self.update_load(|s| s.done += 1),
-                    Err(reason) => self.fail_load(LoadFailure {
-                        file: job.file.clone(),
-                        reason,
-                    }),
+                    Err(reason) => self.fail_load(job.failure(reason)),
                 }
                 let done = self.load.borrow().done;
                 if done.is_multiple_of(step) || done == total {
@@ -540,13 +660,10 @@ impl Keyring {
         for r in read {
             match source::read_password(&r.job.password_file) {
                 Ok(password) => with_passwords.push((r, password)),
-                Err(e) => self.fail_load(LoadFailure {
-                    reason: format!(
-                        "cannot read password file {}: {e}",
-                        r.job.password_file.display()
-                    ),
-                    file: r.job.file,
-                }),
+                Err(e) => self.fail_load(r.job.failure(format!(
+                    "cannot read password file {}: {e}",
+                    r.job.password_file.display()
+                ))),
             }
         }
         let passwords: HashMap<[u8; 32], &str> = with_passwords
@@ -576,10 +693,7 @@ impl Keyring {
                             s.done += 1;
                             s.from_cache += 1;
                         }),
-                        Err(reason) => self.fail_load(LoadFailure {
-                            file: r.job.file,
-                            reason,
-                        }),
+                        Err(reason) => self.fail_load(r.job.failure(reason)),
                     }
                 }
                 None => pending.push(Encrypted {
@@ -832,7 +946,7 @@ impl Keyring {
         // The key's files: those it was loaded from, or an imported key's files left by a deletion that did
         // not finish (or a keystore that failed to load).
         let keystore = match &entry {
-            Some(e) => Some(e.source.keystore().to_path_buf()),
+            Some(e) => Some(e.source.file().to_path_buf()),
             None => {
                 let managed = self.managed.clone();
                 let path = managed.keystore_path(&public);
@@ -901,7 +1015,8 @@ impl Keyring {
         lock(&self.reload).clone()
     }
 
-    /// Starts a reload of the external directory in the background; `Ok(false)` if one is already running.
+    /// Starts a reload of the external directory and the key config files in the background; `Ok(false)` if
+    /// one is already running.
     pub fn start_reload(self: &Arc<Self>) -> Result<bool, KeyError> {
         self.ensure_loaded()?;
         {
@@ -913,7 +1028,7 @@ impl Keyring {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let result = this.clone().reload_external().await;
+            let result = this.clone().reload_sources().await;
             let mut status = lock(&this.reload);
             status.last_operation_time = Some(rfc3339(SystemTime::now()));
             match result {
@@ -936,12 +1051,14 @@ impl Keyring {
         Ok(true)
     }
 
-    /// Re-scans the external directory: loads keystores not yet loaded, drops keys whose file is gone.
-    async fn reload_external(self: Arc<Self>) -> Result<(usize, usize, Vec<String>), KeyError> {
+    /// Re-reads the external directory and the key config files: loads keys not yet loaded, drops keys whose
+    /// keystore, file or document is gone. The failures of these two sources in the load state become
+    /// this reload's.
+    async fn reload_sources(self: Arc<Self>) -> Result<(usize, usize, Vec<String>), KeyError> {
         let _guard = self.lock.lock().await;
-        let Some(external) = self.external.clone() else {
+        if self.external.is_none() && self.key_config.is_none() {
             return Ok((0, 0, Vec::new()));
-        };
+        }
         let disabled: HashSet<Pubkey> = match &self.slashing {
             Some(db) => db
                 .disabled_validators()
@@ -952,51 +1069,88 @@ impl Keyring {
             None => HashSet::new(),
         };
         let this = self.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || this.reload_blocking(&external, &disabled))
-                .await??;
-        if outcome.0 > 0 || outcome.1 > 0 {
+        let (added, removed, failures) =
+            tokio::task::spawn_blocking(move || this.reload_blocking(&disabled)).await??;
+        if added > 0 || removed > 0 {
             self.refresh_cache();
         }
-        tracing::info!(
-            added = outcome.0,
-            removed = outcome.1,
-            errors = outcome.2.len(),
-            "reload finished"
-        );
-        Ok(outcome)
+        let errors: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        for failure in &failures {
+            tracing::error!(
+                file = %failure.file.display(),
+                document = ?failure.document,
+                reason = %failure.reason,
+                "key not loaded by the reload"
+            );
+        }
+        self.update_load(|s| {
+            s.failures.retain(|f| f.kind == SourceKind::Managed);
+            s.failures.extend(failures);
+        });
+        tracing::info!(added, removed, errors = errors.len(), "reload finished");
+        Ok((added, removed, errors))
     }
 
     fn reload_blocking(
         &self,
-        external: &External,
         disabled: &HashSet<Pubkey>,
-    ) -> Result<(usize, usize, Vec<String>), KeyError> {
-        let jobs = source::external_jobs(external)?;
-        let present: HashSet<&Path> = jobs.iter().map(|j| j.file.as_path()).collect();
-        let loaded: HashSet<PathBuf> = self
+    ) -> Result<(usize, usize, Vec<LoadFailure>), KeyError> {
+        let loaded: HashSet<KeySource> = self
             .registry
             .list()
             .iter()
             .filter(|k| k.source.readonly())
-            .map(|k| k.source.keystore().to_path_buf())
+            .map(|k| k.source.clone())
             .collect();
-        let removed = self
-            .registry
-            .remove_where(|k| k.source.readonly() && !present.contains(k.source.keystore()))
-            .len();
-        let errors = Mutex::new(Vec::new());
-        let fail = |file: &Path, reason: &str| {
-            lock(&errors).push(format!("{}: {reason}", file.display()));
+        let mut jobs = Vec::new();
+        let mut removed = 0;
+        let mut failures = Vec::new();
+        if let Some(external) = &self.external {
+            let found = source::external_jobs(external)?;
+            let present: HashSet<KeySource> = found.iter().map(|j| j.source.clone()).collect();
+            removed += self
+                .registry
+                .remove_where(|k| {
+                    k.source.kind() == SourceKind::External && !present.contains(&k.source)
+                })
+                .len();
+            jobs.extend(found.into_iter().filter(|j| !loaded.contains(&j.source)));
+        }
+        let mut raw = Vec::new();
+        let mut remote = Vec::new();
+        if let Some(dir) = &self.key_config {
+            let scan = source::key_config_scan(dir, |s| loaded.contains(s))?;
+            // A file that cannot be read now keeps the keys it loaded before: only what is gone is dropped.
+            removed += self
+                .registry
+                .remove_where(|k| match &k.source {
+                    KeySource::KeyConfig { file, .. } => {
+                        !scan.present.contains(&k.source) && !scan.unreadable.contains(file)
+                    }
+                    _ => false,
+                })
+                .len();
+            jobs.extend(scan.keystores);
+            raw = scan.raw;
+            remote = scan.remote;
+            failures.extend(scan.failures);
+        }
+        let failures = Mutex::new(failures);
+        let added = std::sync::atomic::AtomicUsize::new(0);
+        let count = |result: Result<(), LoadFailure>| match result {
+            Ok(()) => {
+                added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(failure) => lock(&failures).push(failure),
         };
+        self.load_direct(raw, remote, disabled, count);
         let mut read = Vec::new();
-        for job in jobs.into_iter().filter(|j| !loaded.contains(&j.file)) {
+        for job in jobs {
             match source::read_keystore(job) {
                 Ok(r) => read.push(r),
-                Err(f) => fail(&f.file, &f.reason),
+                Err(failure) => lock(&failures).push(failure),
             }
         }
-        let added = std::sync::atomic::AtomicUsize::new(0);
         decrypt::decrypt_each(
             encrypted_from_files(read),
             Urgency::Background,
@@ -1005,18 +1159,13 @@ impl Keyring {
                 let admitted = result.and_then(|(secret, password)| {
                     self.admit(&job, &keystore, fingerprint, secret, password, disabled)
                 });
-                match admitted {
-                    Ok(()) => {
-                        added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Err(reason) => fail(&job.file, &reason),
-                }
+                count(admitted.map_err(|reason| job.failure(reason)));
             },
         );
         Ok((
             added.into_inner(),
             removed,
-            errors.into_inner().unwrap_or_else(|e| e.into_inner()),
+            failures.into_inner().unwrap_or_else(|e| e.into_inner()),
         ))
     }
 }

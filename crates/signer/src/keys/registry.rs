@@ -6,14 +6,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use ferrosigner_bls::{PUBLIC_KEY_LEN, PublicKey, SecretKey};
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
+
+use crate::metrics::SourceLabels;
 
 use super::LoadState;
 use super::cache::CacheMaterial;
 
 /// Where a key came from, which decides whether the Keymanager API may delete it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KeySource {
     /// Imported through the Keymanager API and stored under `<data-dir>/keystores`; deletable.
     Managed {
@@ -25,18 +28,78 @@ pub enum KeySource {
         /// The keystore file.
         keystore: PathBuf,
     },
+    /// Configured by a document of a key config file in `--key-config-path`; read-only.
+    KeyConfig {
+        /// The YAML file.
+        file: PathBuf,
+        /// Which document of the file (1 for the first).
+        document: usize,
+    },
 }
 
 impl KeySource {
     /// Whether the Keymanager API must refuse to delete this key.
     pub fn readonly(&self) -> bool {
-        matches!(self, KeySource::External { .. })
+        !matches!(self, KeySource::Managed { .. })
     }
 
-    /// The keystore file behind the key.
-    pub fn keystore(&self) -> &std::path::Path {
+    /// The file behind the key: its keystore, or the key config file that names it.
+    pub fn file(&self) -> &std::path::Path {
         match self {
             KeySource::Managed { keystore } | KeySource::External { keystore } => keystore,
+            KeySource::KeyConfig { file, .. } => file,
+        }
+    }
+
+    /// Which kind of source this is.
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            KeySource::Managed { .. } => SourceKind::Managed,
+            KeySource::External { .. } => SourceKind::External,
+            KeySource::KeyConfig { .. } => SourceKind::KeyConfig,
+        }
+    }
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Managed { keystore } => {
+                write!(f, "imported keystore {}", keystore.display())
+            }
+            KeySource::External { keystore } => write!(f, "keystore {}", keystore.display()),
+            KeySource::KeyConfig { file, document } => {
+                write!(f, "key config {} document {document}", file.display())
+            }
+        }
+    }
+}
+
+/// The kinds of key source, as `/healthcheck` and the metrics count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// Keys imported through the Keymanager API.
+    Managed,
+    /// `--keystores-path`.
+    External,
+    /// `--key-config-path`.
+    KeyConfig,
+}
+
+impl SourceKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [SourceKind; 3] = [
+        SourceKind::Managed,
+        SourceKind::External,
+        SourceKind::KeyConfig,
+    ];
+
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            SourceKind::Managed => "managed",
+            SourceKind::External => "keystores",
+            SourceKind::KeyConfig => "key_config",
         }
     }
 }
@@ -57,19 +120,46 @@ pub struct KeyEntry {
 }
 
 /// The loaded keys, looked up by compressed public key bytes (no curve check on the hot path). The
-/// `keys_loaded` gauge follows every change.
+/// `keys_loaded` gauge and the per-source gauges follow every change.
 pub(crate) struct KeyRegistry {
     keys: RwLock<HashMap<[u8; PUBLIC_KEY_LEN], Arc<KeyEntry>>>,
     gauge: Gauge,
+    by_source: Family<SourceLabels, Gauge>,
 }
 
 impl KeyRegistry {
-    /// An empty registry reporting its size to `gauge`.
-    pub fn new(gauge: Gauge) -> Self {
+    /// An empty registry reporting its size to `gauge` and its size per source to `by_source`.
+    pub fn new(gauge: Gauge, by_source: Family<SourceLabels, Gauge>) -> Self {
+        for kind in SourceKind::ALL {
+            by_source
+                .get_or_create(&SourceLabels {
+                    source: kind.label(),
+                })
+                .set(0);
+        }
         Self {
             keys: RwLock::default(),
             gauge,
+            by_source,
         }
+    }
+
+    /// Counts a key in or out of its source's gauge (called under the write lock).
+    fn count(&self, entry: &KeyEntry, delta: i64) {
+        self.by_source
+            .get_or_create(&SourceLabels {
+                source: entry.source.kind().label(),
+            })
+            .inc_by(delta);
+    }
+
+    /// How many keys each kind of source has loaded.
+    pub fn count_by_source(&self) -> HashMap<SourceKind, usize> {
+        let mut per = HashMap::new();
+        for entry in self.read().values() {
+            *per.entry(entry.source.kind()).or_insert(0) += 1;
+        }
+        per
     }
 
     /// The key with these public key bytes, if loaded.
@@ -84,6 +174,7 @@ impl KeyRegistry {
         if keys.contains_key(&pk) {
             return false;
         }
+        self.count(&entry, 1);
         keys.insert(pk, Arc::new(entry));
         self.gauge.set(keys.len() as i64);
         true
@@ -92,7 +183,12 @@ impl KeyRegistry {
     /// Puts back a key taken out by [`Self::remove`] (a deletion that could not go ahead).
     pub fn restore(&self, entry: Arc<KeyEntry>) {
         let mut keys = self.write();
-        keys.entry(*entry.public.as_bytes()).or_insert(entry);
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            keys.entry(*entry.public.as_bytes())
+        {
+            self.count(&entry, 1);
+            slot.insert(entry);
+        }
         self.gauge.set(keys.len() as i64);
     }
 
@@ -100,6 +196,9 @@ impl KeyRegistry {
     pub fn remove(&self, pubkey: &[u8; PUBLIC_KEY_LEN]) -> Option<Arc<KeyEntry>> {
         let mut keys = self.write();
         let removed = keys.remove(pubkey);
+        if let Some(entry) = &removed {
+            self.count(entry, -1);
+        }
         self.gauge.set(keys.len() as i64);
         removed
     }
@@ -112,7 +211,10 @@ impl KeyRegistry {
             .filter(|(_, e)| predicate(e))
             .map(|(k, _)| *k)
             .collect();
-        let removed = doomed.iter().filter_map(|k| keys.remove(k)).collect();
+        let removed: Vec<_> = doomed.iter().filter_map(|k| keys.remove(k)).collect();
+        for entry in &removed {
+            self.count(entry, -1);
+        }
         self.gauge.set(keys.len() as i64);
         removed
     }
@@ -166,6 +268,11 @@ impl KeyView {
     /// How many keys are loaded.
     pub fn len(&self) -> usize {
         self.registry.len()
+    }
+
+    /// How many keys each kind of source has loaded (kinds with none are absent).
+    pub fn count_by_source(&self) -> HashMap<SourceKind, usize> {
+        self.registry.count_by_source()
     }
 
     /// Whether no key is loaded.

@@ -1,9 +1,11 @@
-//! Where keys come from on disk: the external `--keystores-path` directory with its passwords, and the managed
+//! Where keys come from on disk: the external `--keystores-path` directory with its passwords, the managed
 //! directory `<data-dir>/keystores` of keys imported through the Keymanager API (`<0xpubkey>.json` with
-//! `<0xpubkey>.txt` beside it).
+//! `<0xpubkey>.txt` beside it), and the key config files of `--key-config-path` ([`key_config_scan`], which
+//! turns each document into a keystore [`Job`], a raw secret or a [`RemoteJob`]).
 //!
 //! Every function here blocks on the disk: call it from a blocking thread.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ferrosigner_bls::PublicKey;
@@ -11,7 +13,9 @@ use ferrosigner_keystore::Keystore;
 use zeroize::Zeroizing;
 
 use super::KeyError;
-use super::registry::KeySource;
+use super::key_config::{self, Document, RawKey};
+use super::registry::{KeySource, SourceKind};
+use super::remote::{RemoteJob, RemoteKey};
 use crate::files::{self, Staged};
 
 /// Where the password of each keystore in a directory comes from.
@@ -32,13 +36,43 @@ pub struct External {
     pub passwords: Passwords,
 }
 
-/// A keystore that could not be loaded, by file name and reason (never containing a secret).
+/// A key that could not be loaded, by file (and document, for a key config file) and reason (never
+/// containing a secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadFailure {
-    /// The keystore file.
+    /// Which kind of source the key came from.
+    pub kind: SourceKind,
+    /// The keystore or key config file (empty when a whole directory could not be listed).
     pub file: PathBuf,
+    /// The document of a key config file (1 for the first), when the failure is about one document.
+    pub document: Option<usize>,
     /// Why it failed.
     pub reason: String,
+}
+
+impl LoadFailure {
+    /// The failure of the key `source` names.
+    pub fn of(source: &KeySource, reason: impl Into<String>) -> Self {
+        let document = match source {
+            KeySource::KeyConfig { document, .. } => Some(*document),
+            _ => None,
+        };
+        Self {
+            kind: source.kind(),
+            file: source.file().to_path_buf(),
+            document,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for LoadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.document {
+            Some(n) => write!(f, "{} document {n}: {}", self.file.display(), self.reason),
+            None => write!(f, "{}: {}", self.file.display(), self.reason),
+        }
+    }
 }
 
 /// One keystore file on disk and where its password is.
@@ -48,21 +82,20 @@ pub(crate) struct Job {
     pub file: PathBuf,
     /// The password file to read.
     pub password_file: PathBuf,
-    /// What kind of key it becomes.
-    pub managed: bool,
+    /// Where the key comes from: the keystore itself, or the key config document naming it.
+    pub source: KeySource,
 }
 
 impl Job {
-    /// The key source a key loaded from this job has.
-    pub fn source(&self) -> KeySource {
-        if self.managed {
-            KeySource::Managed {
-                keystore: self.file.clone(),
-            }
-        } else {
-            KeySource::External {
-                keystore: self.file.clone(),
-            }
+    /// The failure of this job: named by its keystore, or by its key config document (with the keystore in
+    /// the reason).
+    pub fn failure(&self, reason: impl Into<String>) -> LoadFailure {
+        match &self.source {
+            KeySource::KeyConfig { .. } => LoadFailure::of(
+                &self.source,
+                format!("keystore {}: {}", self.file.display(), reason.into()),
+            ),
+            other => LoadFailure::of(other, reason),
         }
     }
 }
@@ -117,9 +150,11 @@ pub(crate) fn external_jobs(external: &External) -> Result<Vec<Job>, KeyError> {
                 )),
             };
             Job {
+                source: KeySource::External {
+                    keystore: file.clone(),
+                },
                 file,
                 password_file,
-                managed: false,
             }
         })
         .collect())
@@ -127,10 +162,7 @@ pub(crate) fn external_jobs(external: &External) -> Result<Vec<Job>, KeyError> {
 
 /// Reads and parses a job's keystore file.
 pub(crate) fn read_keystore(job: Job) -> Result<ReadKeystore, LoadFailure> {
-    let fail = |reason: String| LoadFailure {
-        file: job.file.clone(),
-        reason,
-    };
+    let fail = |reason: String| job.failure(reason);
     let bytes = std::fs::read(&job.file).map_err(|e| fail(format!("cannot read keystore: {e}")))?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| fail("keystore is not UTF-8 text".to_owned()))?;
@@ -140,6 +172,80 @@ pub(crate) fn read_keystore(job: Job) -> Result<ReadKeystore, LoadFailure> {
         keystore,
         job,
     })
+}
+
+/// What the key config directory holds, read and checked, except the documents the caller skipped.
+#[derive(Default)]
+pub(crate) struct KeyConfigScan {
+    /// `file-keystore` documents.
+    pub keystores: Vec<Job>,
+    /// `file-raw` documents.
+    pub raw: Vec<(KeySource, RawKey)>,
+    /// `hashicorp` documents.
+    pub remote: Vec<RemoteJob>,
+    /// Files and documents that cannot be loaded.
+    pub failures: Vec<LoadFailure>,
+    /// Every document of every file that could be parsed, as its key source (skipped ones included).
+    pub present: HashSet<KeySource>,
+    /// Files that exist but could not be read or parsed as a whole: which documents they hold is unknown.
+    pub unreadable: HashSet<PathBuf>,
+}
+
+/// Reads every key config file of `dir` and checks each document; `skip(source)` leaves out documents
+/// already loaded (a reload). A file that cannot be read or parsed is one failure; a document that fails its
+/// checks is one failure naming its file and document.
+pub(crate) fn key_config_scan(
+    dir: &Path,
+    skip: impl Fn(&KeySource) -> bool,
+) -> Result<KeyConfigScan, KeyError> {
+    let files = key_config::config_files(dir).map_err(|source| KeyError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut scan = KeyConfigScan::default();
+    for file in files {
+        let parsed = key_config::read_file(&file).and_then(|text| key_config::parse(&text, &file));
+        let documents = match parsed {
+            Ok(documents) => documents,
+            Err(reason) => {
+                scan.failures.push(LoadFailure {
+                    kind: SourceKind::KeyConfig,
+                    file: file.clone(),
+                    document: None,
+                    reason,
+                });
+                scan.unreadable.insert(file);
+                continue;
+            }
+        };
+        for (i, document) in documents.into_iter().enumerate() {
+            let source = KeySource::KeyConfig {
+                file: file.clone(),
+                document: i + 1,
+            };
+            scan.present.insert(source.clone());
+            if skip(&source) {
+                continue;
+            }
+            match document {
+                Err(reason) => scan.failures.push(LoadFailure::of(&source, reason)),
+                Ok(Document::Raw(key)) => scan.raw.push((source, key)),
+                Ok(Document::Keystore {
+                    keystore_file,
+                    password_file,
+                }) => scan.keystores.push(Job {
+                    file: keystore_file,
+                    password_file,
+                    source,
+                }),
+                Ok(Document::Hashicorp(key)) => scan.remote.push(RemoteJob {
+                    source,
+                    key: RemoteKey::Hashicorp(key),
+                }),
+            }
+        }
+    }
+    Ok(scan)
 }
 
 /// The managed directory: keys imported through the Keymanager API, one `<0xpubkey>.json` keystore and
@@ -192,8 +298,10 @@ impl ManagedDir {
             .into_iter()
             .map(|file| Job {
                 password_file: file.with_extension("txt"),
+                source: KeySource::Managed {
+                    keystore: file.clone(),
+                },
                 file,
-                managed: true,
             })
             .collect())
     }
