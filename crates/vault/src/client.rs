@@ -67,7 +67,9 @@ impl VaultClient {
             return Err(Error::Config("the request timeout must not be zero".into()));
         }
         if config.retry.max_attempts == 0 {
-            return Err(Error::Config("the retry policy needs at least one attempt".into()));
+            return Err(Error::Config(
+                "the retry policy needs at least one attempt".into(),
+            ));
         }
         let tls = if endpoint.tls {
             let ca = match &config.ca_file {
@@ -127,7 +129,11 @@ impl VaultClient {
 
     /// The string in field `field` of the KV v2 secret at `api_path`, the full API path as
     /// Web3Signer's `keyPath` gives it (`/v1/<mount>/data/<path>`), taken as a URL path as is.
-    pub async fn read_field(&self, api_path: &str, field: &str) -> Result<Zeroizing<String>, Error> {
+    pub async fn read_field(
+        &self,
+        api_path: &str,
+        field: &str,
+    ) -> Result<Zeroizing<String>, Error> {
         let path = api_path.trim();
         let path = if path.starts_with('/') {
             path.to_owned()
@@ -273,10 +279,11 @@ impl VaultClient {
         if reply.status != 200 {
             return Err(status_error(&reply, &label));
         }
-        let answer: ListAnswer = serde_json::from_slice(&reply.body).map_err(|e| Error::BadResponse {
-            path: label.clone(),
-            reason: format!("not a listing: {e}"),
-        })?;
+        let answer: ListAnswer =
+            serde_json::from_slice(&reply.body).map_err(|e| Error::BadResponse {
+                path: label.clone(),
+                reason: format!("not a listing: {e}"),
+            })?;
         Ok(answer.data.keys)
     }
 
@@ -409,8 +416,14 @@ fn token_header(token: &str) -> Result<HeaderValue, Error> {
 /// A mount path without surrounding slashes; empty or `..` segments refused.
 fn clean_mount(mount: &str) -> Result<&str, Error> {
     let mount = mount.trim().trim_matches('/');
-    if mount.is_empty() || mount.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-        return Err(Error::Config(format!("{mount:?} is not a mount path such as \"secret\"")));
+    if mount.is_empty()
+        || mount
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(Error::Config(format!(
+            "{mount:?} is not a mount path such as \"secret\""
+        )));
     }
     Ok(mount)
 }
@@ -439,7 +452,10 @@ async fn read_secret(path: &Path, what: &'static str) -> Result<Zeroizing<String
         .map_err(|_| Error::Config(format!("the {what} {} is not UTF-8 text", path.display())))?
         .trim();
     if text.is_empty() {
-        return Err(Error::Config(format!("the {what} {} is empty", path.display())));
+        return Err(Error::Config(format!(
+            "the {what} {} is empty",
+            path.display()
+        )));
     }
     Ok(Zeroizing::new(text.to_owned()))
 }

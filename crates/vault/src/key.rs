@@ -70,7 +70,10 @@ mod tests {
             "expected 64 hex digits (32 bytes)"
         );
         let not_hex = format!("0x{}", "zz".repeat(32));
-        assert_eq!(parse_secret_key_hex(&not_hex).unwrap_err(), "not hexadecimal");
+        assert_eq!(
+            parse_secret_key_hex(&not_hex).unwrap_err(),
+            "not hexadecimal"
+        );
         let key = parse_secret_key_hex(&"ab".repeat(32)).unwrap();
         assert_eq!(format!("{key:?}"), "SecretKeyBytes(<redacted>)");
     }

@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn picks_the_field_of_a_kv2_answer() {
-        let body = br#"{"request_id":"x","data":{"data":{"other":{"a":[1,2]},"value":"0xab\"c","n":3},
+        let body =
+            br#"{"request_id":"x","data":{"data":{"other":{"a":[1,2]},"value":"0xab\"c","n":3},
             "metadata":{"version":1}},"warnings":null}"#;
         assert_eq!(
             pick_string(body, &["data", "data", "value"]).unwrap(),

@@ -50,13 +50,12 @@ pub(crate) fn client_config(
                     .to_owned(),
             ));
         }
-        (None, Some(roots)) => builder
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
+        (None, Some(roots)) => builder.with_root_certificates(roots).with_no_client_auth(),
         (Some((path, text)), roots) => {
             let identifier = identifier(host, port);
-            let mut known = parse_known_servers(text)
-                .map_err(|e| Error::TlsConfig(format!("known-servers file {}: {e}", path.display())))?;
+            let mut known = parse_known_servers(text).map_err(|e| {
+                Error::TlsConfig(format!("known-servers file {}: {e}", path.display()))
+            })?;
             let fingerprints = known.remove(&identifier).unwrap_or_default();
             if fingerprints.is_empty() && roots.is_none() {
                 return Err(Error::TlsConfig(format!(
@@ -197,7 +196,13 @@ impl ServerCertVerifier for KnownServersVerifier {
             return Ok(ServerCertVerified::assertion());
         }
         if let Some(ca) = &self.ca {
-            return ca.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+            return ca.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            );
         }
         let shown: Vec<String> = fingerprint.iter().map(|b| format!("{b:02X}")).collect();
         Err(rustls::Error::InvalidCertificate(CertificateError::Other(
@@ -282,14 +287,27 @@ mod tests {
     #[test]
     fn https_needs_some_trust() {
         let e = client_config("localhost", 8200, None, None).unwrap_err();
-        assert!(matches!(e, Error::TlsConfig(ref m) if m.contains("CA file")), "{e}");
+        assert!(
+            matches!(e, Error::TlsConfig(ref m) if m.contains("CA file")),
+            "{e}"
+        );
         let path = Path::new("/k");
-        let e = client_config("localhost", 8201, None, Some((path, &format!("localhost:8200 {FP}"))))
-            .unwrap_err();
+        let e = client_config(
+            "localhost",
+            8201,
+            None,
+            Some((path, &format!("localhost:8200 {FP}"))),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no entry for localhost:8201"), "{e}");
         let e = client_config("localhost", 8200, Some((path, b"not pem")), None).unwrap_err();
         assert!(e.to_string().contains("no PEM certificate"), "{e}");
-        client_config("localhost", 8200, None, Some((path, &format!("localhost:8200 {FP}"))))
-            .unwrap();
+        client_config(
+            "localhost",
+            8200,
+            None,
+            Some((path, &format!("localhost:8200 {FP}"))),
+        )
+        .unwrap();
     }
 }

@@ -28,9 +28,9 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use zeroize::Zeroizing;
 
+use crate::Error;
 use crate::config::{DEFAULT_PORT, RetryPolicy};
 use crate::response::{error_message, truncate};
-use crate::Error;
 
 /// The largest answer body read (a KV v2 secret or a listing of many thousand keys fits).
 pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -64,7 +64,11 @@ impl Endpoint {
         let tls = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            Some(_) => return Err(bad("the scheme must be https:// (or http:// for plain HTTP)")),
+            Some(_) => {
+                return Err(bad(
+                    "the scheme must be https:// (or http:// for plain HTTP)",
+                ));
+            }
             None => {
                 return Err(bad(
                     "name the scheme: https://host:port, or http://host:port for plain HTTP",
@@ -75,7 +79,10 @@ impl Endpoint {
             .host()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| bad("no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return Err(bad(
                 "give only scheme, host and port (API paths are given to each operation)",
@@ -276,7 +283,9 @@ impl Transport {
 /// The whole body in a zeroized buffer, refused past [`MAX_BODY`].
 async fn read_body(mut body: Incoming, hint: Option<usize>) -> Result<Zeroizing<Vec<u8>>, Failure> {
     if hint.is_some_and(|n| n > MAX_BODY) {
-        return Err(Failure::Transient(format!("answer larger than {MAX_BODY} bytes")));
+        return Err(Failure::Transient(format!(
+            "answer larger than {MAX_BODY} bytes"
+        )));
     }
     // Sized once from Content-Length, so growing does not leave copies behind.
     let mut out = Zeroizing::new(Vec::with_capacity(hint.unwrap_or(8192)));
@@ -308,9 +317,14 @@ fn classify(error: hyper_util::client::legacy::Error) -> Failure {
     while let Some(cause) = source {
         if let Some(connect) = cause.downcast_ref::<ConnectError>() {
             return match connect {
-                ConnectError::Tls(e) => match e.get_ref() {
-                    Some(inner) if inner.is::<rustls::Error>() => Failure::Tls(truncate(&e.to_string(), 300)),
-                    _ => Failure::Transient(format!("TLS connection failed: {e}")),
+                ConnectError::Tls(e) => match e.get_ref().and_then(|i| i.downcast_ref()) {
+                    Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+                        other,
+                    ))) => {
+                        Failure::Tls(truncate(&format!("invalid peer certificate: {other}"), 300))
+                    }
+                    Some(tls) => Failure::Tls(truncate(&tls.to_string(), 300)),
+                    None => Failure::Transient(format!("TLS connection failed: {e}")),
                 },
                 ConnectError::Tcp(e) => Failure::Transient(format!("cannot connect: {e}")),
             };
@@ -446,11 +460,17 @@ mod tests {
     #[test]
     fn addresses() {
         let e = Endpoint::parse("https://vault.example:8443").unwrap();
-        assert_eq!((e.tls, e.host.as_str(), e.port), (true, "vault.example", 8443));
+        assert_eq!(
+            (e.tls, e.host.as_str(), e.port),
+            (true, "vault.example", 8443)
+        );
         let e = Endpoint::parse("http://127.0.0.1/").unwrap();
         assert_eq!((e.tls, e.host.as_str(), e.port), (false, "127.0.0.1", 8200));
         let e = Endpoint::parse("https://[::1]:8200").unwrap();
-        assert_eq!((e.host.as_str(), e.authority()), ("::1", "[::1]:8200".to_owned()));
+        assert_eq!(
+            (e.host.as_str(), e.authority()),
+            ("::1", "[::1]:8200".to_owned())
+        );
         for bad in [
             "vault.example:8200",
             "ftp://vault.example",
@@ -458,7 +478,10 @@ mod tests {
             "https://",
             "",
         ] {
-            assert!(matches!(Endpoint::parse(bad), Err(Error::Config(_))), "{bad}");
+            assert!(
+                matches!(Endpoint::parse(bad), Err(Error::Config(_))),
+                "{bad}"
+            );
         }
         let e = Endpoint::parse("https://user:hunter2@vault.example").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");

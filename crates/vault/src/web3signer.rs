@@ -121,7 +121,11 @@ impl HashicorpKeyConfig {
         }
         let token = match &self.token {
             Some(token) if !token.trim().is_empty() => Auth::Token(token.clone()),
-            _ => return Err(Error::Config("the hashicorp key config has no token".into())),
+            _ => {
+                return Err(Error::Config(
+                    "the hashicorp key config has no token".into(),
+                ));
+            }
         };
         let tls = self.tls_enabled.unwrap_or(true);
         let host = if host.contains(':') && !host.starts_with('[') {
@@ -210,7 +214,10 @@ mod tests {
         assert_eq!(c.key_path(), "/v1/secret/data/secretPath");
         let v = c.vault_config().unwrap();
         assert_eq!(v.address, "https://localhost:32895");
-        assert_eq!(v.known_servers_file, Some("/Users/me/project/knownhosts".into()));
+        assert_eq!(
+            v.known_servers_file,
+            Some("/Users/me/project/knownhosts".into())
+        );
         assert_eq!(v.request_timeout, Duration::from_millis(10_000));
         let shown = format!("{c:?} {v:?}");
         assert!(!shown.contains("MuZwBq"), "{shown}");

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Bao, free_port, key_hex, random_key};
 use ferrosigner_bls::SecretKey;
-use ferrosigner_vault::{
-    Auth, Error, HashicorpKeyConfig, RetryPolicy, VaultClient, VaultConfig,
-};
+use ferrosigner_vault::{Auth, Error, HashicorpKeyConfig, RetryPolicy, VaultClient, VaultConfig};
 use serde_json::json;
 
 async fn root_client(bao: &Bao) -> VaultClient {
@@ -44,8 +42,11 @@ async fn bulk_fetch_of_200_keys_with_sub_folders_and_progress() {
     }
     bao.put_secret("validators/bad/short", json!({ "value": "0x1234" }))
         .await;
-    bao.put_secret("validators/bad/nofield", json!({ "other": key_hex(&random_key()) }))
-        .await;
+    bao.put_secret(
+        "validators/bad/nofield",
+        json!({ "other": key_hex(&random_key()) }),
+    )
+    .await;
     bao.put_secret("elsewhere/key", json!({ "value": key_hex(&random_key()) }))
         .await;
 
@@ -54,9 +55,15 @@ async fn bulk_fetch_of_200_keys_with_sub_folders_and_progress() {
     want_paths.push("validators/bad/nofield".into());
     want_paths.push("validators/bad/short".into());
     want_paths.sort();
-    assert_eq!(client.list_secrets("secret", "validators").await.unwrap(), want_paths);
     assert_eq!(
-        client.list_secrets("/secret/", "/validators/deep/").await.unwrap(),
+        client.list_secrets("secret", "validators").await.unwrap(),
+        want_paths
+    );
+    assert_eq!(
+        client
+            .list_secrets("/secret/", "/validators/deep/")
+            .await
+            .unwrap(),
         want_paths
             .iter()
             .filter(|p| p.starts_with("validators/deep/"))
@@ -71,9 +78,13 @@ async fn bulk_fetch_of_200_keys_with_sub_folders_and_progress() {
         let calls = Mutex::new(Vec::new());
         let started = Instant::now();
         let fetched = client
-            .fetch_all("secret", "validators", "value", parallelism, |done, total| {
-                calls.lock().unwrap().push((done, total))
-            })
+            .fetch_all(
+                "secret",
+                "validators",
+                "value",
+                parallelism,
+                |done, total| calls.lock().unwrap().push((done, total)),
+            )
             .await
             .unwrap();
         eprintln!(
@@ -84,7 +95,10 @@ async fn bulk_fetch_of_200_keys_with_sub_folders_and_progress() {
         let calls = calls.into_inner().unwrap();
         assert_eq!(calls.len(), 203);
         assert_eq!(calls[0], (0, 202));
-        assert!(calls.iter().enumerate().all(|(i, c)| *c == (i, 202)), "{calls:?}");
+        assert!(
+            calls.iter().enumerate().all(|(i, c)| *c == (i, 202)),
+            "{calls:?}"
+        );
 
         // Path order, one result per secret.
         let paths: Vec<&str> = fetched.iter().map(|f| f.path.as_str()).collect();
@@ -144,8 +158,11 @@ async fn bulk_fetch_of_200_keys_with_sub_folders_and_progress() {
 async fn web3signer_key_config_reads_one_key() {
     let Some(bao) = Bao::dev().await else { return };
     let sk = random_key();
-    bao.put_secret("validators/w3s", json!({ "privkey": key_hex(&sk), "value": "other" }))
-        .await;
+    bao.put_secret(
+        "validators/w3s",
+        json!({ "privkey": key_hex(&sk), "value": "other" }),
+    )
+    .await;
     let config: HashicorpKeyConfig = serde_json::from_value(json!({
         "type": "hashicorp",
         "keyType": "BLS",
@@ -195,8 +212,14 @@ async fn web3signer_key_config_reads_one_key() {
         .read_key("/v1/secret/metadata/validators/w3s", "privkey")
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::BadResponse { .. } | Error::FieldMissing { .. }), "{e}");
-    let e = client.read_key("secret/data/validators/w3s", "privkey").await.unwrap_err();
+    assert!(
+        matches!(e, Error::BadResponse { .. } | Error::FieldMissing { .. }),
+        "{e}"
+    );
+    let e = client
+        .read_key("secret/data/validators/w3s", "privkey")
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e}");
 
     // The token shows nowhere.
@@ -226,14 +249,24 @@ async fn a_wrong_token_fails_fast_without_retries() {
         .read_key("/v1/secret/data/validators/k", "value")
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         matches!(&e, Error::PermissionDenied { path, status: 403 } if path == "secret/data/validators/k"),
         "{e}"
     );
     let text = format!("{e} {e:?}");
-    assert!(text.contains("permission denied") && text.contains("403"), "{text}");
-    assert!(!text.contains(wrong) && !text.contains("wrong-token"), "{text}");
+    assert!(
+        text.contains("permission denied") && text.contains("403"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(wrong) && !text.contains("wrong-token"),
+        "{text}"
+    );
 
     let started = Instant::now();
     let e = client
@@ -241,7 +274,10 @@ async fn a_wrong_token_fails_fast_without_retries() {
         .await
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(900));
-    assert!(matches!(e, Error::PermissionDenied { status: 403, .. }), "{e}");
+    assert!(
+        matches!(e, Error::PermissionDenied { status: 403, .. }),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -275,11 +311,24 @@ async fn token_files_and_approle_login() {
     ))
     .await
     .unwrap_err();
-    assert!(matches!(e, Error::File { what: "token file", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::File {
+                what: "token file",
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     // AppRole: enabled, a read-only policy, a role, its role id and a secret id, all through the API.
     let (status, body) = bao
-        .call(reqwest::Method::POST, "sys/auth/approle", Some(json!({"type": "approle"})))
+        .call(
+            reqwest::Method::POST,
+            "sys/auth/approle",
+            Some(json!({"type": "approle"})),
+        )
         .await;
     assert!(status == 204 || status == 200, "{status} {body}");
     let policy = r#"path "secret/data/validators/*" { capabilities = ["read"] }
@@ -302,11 +351,19 @@ path "secret/metadata/validators" { capabilities = ["list"] }"#;
         .await;
     assert!(status == 204 || status == 200, "{status} {body}");
     let (_, body) = bao
-        .call(reqwest::Method::GET, "auth/approle/role/signer/role-id", None)
+        .call(
+            reqwest::Method::GET,
+            "auth/approle/role/signer/role-id",
+            None,
+        )
         .await;
     let role_id = body["data"]["role_id"].as_str().unwrap().to_owned();
     let (_, body) = bao
-        .call(reqwest::Method::POST, "auth/approle/role/signer/secret-id", None)
+        .call(
+            reqwest::Method::POST,
+            "auth/approle/role/signer/secret-id",
+            None,
+        )
         .await;
     let secret_id = body["data"]["secret_id"].as_str().unwrap().to_owned();
     let secret_id_file = dir.path().join("secret-id");
@@ -335,23 +392,32 @@ path "secret/metadata/validators" { capabilities = ["list"] }"#;
         .read_key("/v1/secret/data/private/k", "value")
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::PermissionDenied { status: 403, .. }), "{e}");
+    assert!(
+        matches!(e, Error::PermissionDenied { status: 403, .. }),
+        "{e}"
+    );
 
     // A wrong secret id: the login is refused, clearly, without the secret id.
     let bad_secret = "00000000-1111-2222-3333-444444444444";
     let bad_file = dir.path().join("bad-secret-id");
     std::fs::write(&bad_file, bad_secret).unwrap();
     let started = Instant::now();
-    let e = VaultClient::connect(VaultConfig::new(bao.url(), Auth::approle(role_id, &bad_file)))
-        .await
-        .unwrap_err();
+    let e = VaultClient::connect(VaultConfig::new(
+        bao.url(),
+        Auth::approle(role_id, &bad_file),
+    ))
+    .await
+    .unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(900));
     assert!(
         matches!(&e, Error::PermissionDenied { path, .. } if path == "auth/approle/login"),
         "{e}"
     );
     let text = format!("{e} {e:?}");
-    assert!(!text.contains(bad_secret) && !text.contains(&secret_id), "{text}");
+    assert!(
+        !text.contains(bad_secret) && !text.contains(&secret_id),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -408,14 +474,23 @@ async fn a_server_that_stays_down_gives_a_clear_error_in_bounded_time() {
     let client = VaultClient::connect(config).await.unwrap();
     let started = Instant::now();
     let e = client.list_secrets("secret", "").await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
-    assert!(matches!(e, Error::Unavailable { attempts, .. } if attempts < 10), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(e, Error::Unavailable { attempts, .. } if attempts < 10),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn a_server_that_comes_up_sealed_during_the_retries_is_waited_for() {
     let port = free_port();
-    let Some((mut bao, unseal_key)) = Bao::persistent(port).await else { return };
+    let Some((mut bao, unseal_key)) = Bao::persistent(port).await else {
+        return;
+    };
     let sk = random_key();
     bao.put_secret("validators/k", json!({ "value": key_hex(&sk) }))
         .await;
@@ -435,7 +510,9 @@ async fn a_server_that_comes_up_sealed_during_the_retries_is_waited_for() {
     let revive = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         bao.restart_sealed().await;
-        let (status, body) = bao.call(reqwest::Method::GET, "secret/data/validators/k", None).await;
+        let (status, body) = bao
+            .call(reqwest::Method::GET, "secret/data/validators/k", None)
+            .await;
         assert_eq!(status, 503, "a sealed server answers 503: {body}");
         tokio::time::sleep(Duration::from_millis(300)).await;
         bao.unseal(&unseal_key).await;
@@ -443,6 +520,10 @@ async fn a_server_that_comes_up_sealed_during_the_retries_is_waited_for() {
     let (key, ()) = tokio::join!(read, revive);
     let key = key.unwrap_or_else(|e| panic!("{e}\n{}", bao.log()));
     assert_eq!(key.expose(), &*sk.to_bytes());
-    assert!(started.elapsed() >= Duration::from_millis(800), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
     eprintln!("read after the server came back: {:?}", started.elapsed());
 }

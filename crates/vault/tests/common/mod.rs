@@ -124,7 +124,7 @@ impl Bao {
             tls_port = Some(p);
         }
         let child = spawn(&bin, &args, &dir.path().join("bao.log"));
-        let bao = Bao {
+        let mut bao = Bao {
             child,
             dir,
             port,
@@ -146,12 +146,17 @@ impl Bao {
         };
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
-            "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\ndisable_mlock = true\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"https://127.0.0.1:{}\"\n",
+            "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node1\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"https://127.0.0.1:{}\"\n",
             dir.path().join("data").display(),
             port + 1
         );
+        std::fs::create_dir(dir.path().join("data")).unwrap();
         std::fs::write(dir.path().join("server.hcl"), config).unwrap();
-        let child = spawn(&bin, &Self::persistent_args(dir.path()), &dir.path().join("bao.log"));
+        let child = spawn(
+            &bin,
+            &Self::persistent_args(dir.path()),
+            &dir.path().join("bao.log"),
+        );
         let mut bao = Bao {
             child,
             dir,
@@ -213,7 +218,11 @@ impl Bao {
     /// Unseals with the one key share.
     pub async fn unseal(&self, key: &str) {
         let (status, body) = self
-            .call(reqwest::Method::PUT, "sys/unseal", Some(json!({"key": key})))
+            .call(
+                reqwest::Method::PUT,
+                "sys/unseal",
+                Some(json!({"key": key})),
+            )
             .await;
         assert_eq!(status, 200, "unseal: {body}");
         assert_eq!(body["sealed"], false, "unseal: {body}");
@@ -234,7 +243,7 @@ impl Bao {
     }
 
     /// Waits until `GET /v1/sys/health` answers one of `statuses` (30 s at most).
-    async fn wait_status(&self, statuses: &[u16]) {
+    async fn wait_status(&mut self, statuses: &[u16]) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let url = format!("{}/v1/sys/health", self.url());
@@ -242,6 +251,9 @@ impl Bao {
                 && statuses.contains(&r.status().as_u16())
             {
                 return;
+            }
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                panic!("OpenBao exited ({exit}); log:\n{}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
@@ -253,7 +265,12 @@ impl Bao {
     }
 
     /// An API call with the root token: status and JSON body (`null` when empty).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .request(method, format!("{}/v1/{path}", self.url()))
