@@ -323,46 +323,30 @@ async fn token_files_and_approle_login() {
     );
 
     // AppRole: enabled, a read-only policy, a role, its role id and a secret id, all through the API.
-    let (status, body) = bao
-        .call(
-            reqwest::Method::POST,
-            "sys/auth/approle",
-            Some(json!({"type": "approle"})),
-        )
-        .await;
-    assert!(status == 204 || status == 200, "{status} {body}");
+    use reqwest::Method;
     let policy = r#"path "secret/data/validators/*" { capabilities = ["read"] }
 path "secret/metadata/validators/*" { capabilities = ["list"] }
 path "secret/metadata/validators" { capabilities = ["list"] }"#;
-    let (status, body) = bao
-        .call(
-            reqwest::Method::PUT,
-            "sys/policies/acl/validators-read",
-            Some(json!({ "policy": policy })),
-        )
+    bao.call_ok(Method::POST, "sys/auth/approle", json!({"type": "approle"}))
         .await;
-    assert!(status == 204 || status == 200, "{status} {body}");
-    let (status, body) = bao
-        .call(
-            reqwest::Method::POST,
-            "auth/approle/role/signer",
-            Some(json!({ "token_policies": ["validators-read"], "token_ttl": "10m" })),
-        )
+    bao.call_ok(
+        Method::PUT,
+        "sys/policies/acl/validators-read",
+        json!({ "policy": policy }),
+    )
+    .await;
+    let role = json!({ "token_policies": ["validators-read"], "token_ttl": "10m" });
+    bao.call_ok(Method::POST, "auth/approle/role/signer", role)
         .await;
-    assert!(status == 204 || status == 200, "{status} {body}");
-    let (_, body) = bao
-        .call(
-            reqwest::Method::GET,
-            "auth/approle/role/signer/role-id",
-            None,
-        )
+    let body = bao
+        .call_ok(Method::GET, "auth/approle/role/signer/role-id", json!(null))
         .await;
     let role_id = body["data"]["role_id"].as_str().unwrap().to_owned();
-    let (_, body) = bao
-        .call(
-            reqwest::Method::POST,
+    let body = bao
+        .call_ok(
+            Method::POST,
             "auth/approle/role/signer/secret-id",
-            None,
+            json!({}),
         )
         .await;
     let secret_id = body["data"]["secret_id"].as_str().unwrap().to_owned();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Bao, key_hex, random_key};
@@ -103,6 +103,27 @@ impl Setup {
         let client = VaultClient::connect(config).await?;
         let key = client
             .read_key("/v1/secret/data/validators/k", "value")
+            .await?;
+        Ok(format!("0x{}", hex::encode(key.expose())))
+    }
+}
+
+impl Setup {
+    /// Reads the key as a Web3Signer key config names it: TLS on by default, this known-servers
+    /// file, no CA file.
+    async fn web3signer_read(&self, known_servers: &Path) -> Result<String, Error> {
+        let config: HashicorpKeyConfig = serde_json::from_value(json!({
+            "type": "hashicorp",
+            "serverHost": "127.0.0.1",
+            "serverPort": self.bao.tls_port.unwrap(),
+            "keyPath": "/v1/secret/data/validators/k",
+            "token": self.bao.token,
+            "tlsKnownServersPath": known_servers,
+        }))
+        .unwrap();
+        let client = VaultClient::connect(config.vault_config()?).await?;
+        let key = client
+            .read_key(config.key_path(), config.key_name())
             .await?;
         Ok(format!("0x{}", hex::encode(key.expose())))
     }
@@ -241,38 +262,9 @@ async fn known_servers_pinning_accepted_and_wrong_fingerprint_refused() {
     );
 
     // The Web3Signer key config: TLS on by default, the known-servers file.
-    let config: HashicorpKeyConfig = serde_json::from_value(json!({
-        "type": "hashicorp",
-        "serverHost": "127.0.0.1",
-        "serverPort": port,
-        "keyPath": "/v1/secret/data/validators/k",
-        "token": setup.bao.token,
-        "tlsKnownServersPath": setup.dir.path().join("known"),
-    }))
-    .unwrap();
-    let client = VaultClient::connect(config.vault_config().unwrap())
-        .await
-        .unwrap();
-    let key = client
-        .read_key(config.key_path(), config.key_name())
-        .await
-        .unwrap();
-    assert_eq!(format!("0x{}", hex::encode(key.expose())), setup.key_hex);
-    let config: HashicorpKeyConfig = serde_json::from_value(json!({
-        "type": "hashicorp",
-        "serverHost": "127.0.0.1",
-        "serverPort": port,
-        "keyPath": "/v1/secret/data/validators/k",
-        "token": setup.bao.token,
-        "tlsKnownServersPath": only_wrong,
-    }))
-    .unwrap();
-    let client = VaultClient::connect(config.vault_config().unwrap())
-        .await
-        .unwrap();
-    let e = client
-        .read_key(config.key_path(), config.key_name())
-        .await
-        .unwrap_err();
+    let known = setup.dir.path().join("known");
+    let key = setup.web3signer_read(&known).await.unwrap();
+    assert_eq!(key, setup.key_hex);
+    let e = setup.web3signer_read(&only_wrong).await.unwrap_err();
     assert!(matches!(e, Error::TlsHandshake { .. }), "{e}");
 }

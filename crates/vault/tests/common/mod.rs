@@ -284,6 +284,14 @@ impl Bao {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// An API call that must succeed (200 or 204); its JSON body. A `null` body sends none.
+    pub async fn call_ok(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let body = (!body.is_null()).then_some(body);
+        let (status, answer) = self.call(method, path, body).await;
+        assert!(status == 200 || status == 204, "{path}: {status} {answer}");
+        answer
+    }
+
     /// Writes a KV v2 secret at `path` of the `secret/` mount (retrying while the fresh mount
     /// finishes setting up).
     pub async fn put_secret(&self, path: &str, data: Value) {
