@@ -235,6 +235,47 @@ async fn web3signer_key_config_reads_one_key() {
 }
 
 #[tokio::test]
+async fn a_configured_namespace_is_sent() {
+    let Some(bao) = Bao::dev().await else { return };
+    use reqwest::Method;
+    bao.call_ok(Method::POST, "sys/namespaces/team", json!({}))
+        .await;
+    let kv2 = json!({"type": "kv", "options": {"version": "2"}});
+    let (status, body) = bao
+        .call_in(Some("team"), Method::POST, "sys/mounts/secret", Some(kv2))
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let sk = random_key();
+    bao.put_secret_in(
+        Some("team"),
+        "validators/k",
+        json!({ "value": key_hex(&sk) }),
+    )
+    .await;
+
+    let mut config = VaultConfig::new(bao.url(), Auth::token(bao.token.clone()));
+    config.namespace = Some("team".into());
+    let client = VaultClient::connect(config).await.unwrap();
+    let key = client
+        .read_key("/v1/secret/data/validators/k", "value")
+        .await
+        .unwrap();
+    assert_eq!(key.expose(), &*sk.to_bytes());
+    let fetched = client
+        .fetch_all("secret", "validators", "value", 8, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(fetched.len(), 1);
+    // Outside the namespace the secret is not there.
+    let e = root_client(&bao)
+        .await
+        .read_key("/v1/secret/data/validators/k", "value")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+}
+
+#[tokio::test]
 async fn a_wrong_token_fails_fast_without_retries() {
     let Some(bao) = Bao::dev().await else { return };
     bao.put_secret("validators/k", json!({ "value": key_hex(&random_key()) }))

@@ -271,10 +271,24 @@ impl Bao {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.call_in(None, method, path, body).await
+    }
+
+    /// [`Bao::call`] in a namespace (`X-Vault-Namespace`) when one is given.
+    pub async fn call_in(
+        &self,
+        namespace: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .request(method, format!("{}/v1/{path}", self.url()))
             .header("X-Vault-Token", &self.token);
+        if let Some(namespace) = namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -295,10 +309,16 @@ impl Bao {
     /// Writes a KV v2 secret at `path` of the `secret/` mount (retrying while the fresh mount
     /// finishes setting up).
     pub async fn put_secret(&self, path: &str, data: Value) {
+        self.put_secret_in(None, path, data).await
+    }
+
+    /// [`Bao::put_secret`] in a namespace when one is given.
+    pub async fn put_secret_in(&self, namespace: Option<&str>, path: &str, data: Value) {
         let mut last = (0, Value::Null);
         for _ in 0..100 {
             last = self
-                .call(
+                .call_in(
+                    namespace,
                     reqwest::Method::POST,
                     &format!("secret/data/{path}"),
                     Some(json!({ "data": data })),
