@@ -185,6 +185,80 @@ pub struct RunArgs {
     )]
     pub key_config_path: Option<PathBuf>,
 
+    /// HashiCorp Vault (or OpenBao) to load every key under `--vault-kv-path` from, e.g.
+    /// `https://vault.internal:8200` (`http://` only to turn TLS off). Needs `--vault-kv-path` and a token
+    /// file or an AppRole login.
+    #[arg(long, env = "FERROSIGNER_VAULT_ADDRESS", requires = "vault_kv_path")]
+    pub vault_address: Option<String>,
+
+    /// Where the KV version 2 secrets engine is mounted.
+    #[arg(long, env = "FERROSIGNER_VAULT_KV_MOUNT", default_value = "secret")]
+    pub vault_kv_mount: String,
+
+    /// The folder under the mount whose secrets (sub-folders included) each hold one validator key; `""`
+    /// for the whole mount.
+    #[arg(long, env = "FERROSIGNER_VAULT_KV_PATH", requires = "vault_address")]
+    pub vault_kv_path: Option<String>,
+
+    /// The field of each secret holding the 0x-hex private key.
+    #[arg(long, env = "FERROSIGNER_VAULT_KEY_FIELD", default_value = "value")]
+    pub vault_key_field: String,
+
+    /// File holding the Vault token (read at start and at each reload).
+    #[arg(
+        long,
+        env = "FERROSIGNER_VAULT_TOKEN_FILE",
+        conflicts_with = "vault_approle_role_id"
+    )]
+    pub vault_token_file: Option<PathBuf>,
+
+    /// AppRole login instead of a token: the role id (with `--vault-approle-secret-id-file`).
+    #[arg(
+        long,
+        env = "FERROSIGNER_VAULT_APPROLE_ROLE_ID",
+        requires = "vault_approle_secret_id_file"
+    )]
+    pub vault_approle_role_id: Option<String>,
+
+    /// File holding the AppRole secret id.
+    #[arg(
+        long,
+        env = "FERROSIGNER_VAULT_APPROLE_SECRET_ID_FILE",
+        requires = "vault_approle_role_id"
+    )]
+    pub vault_approle_secret_id_file: Option<PathBuf>,
+
+    /// Where the AppRole auth method is mounted.
+    #[arg(
+        long,
+        env = "FERROSIGNER_VAULT_APPROLE_MOUNT",
+        default_value = "approle"
+    )]
+    pub vault_approle_mount: String,
+
+    /// PEM file of the CA the Vault server's certificate chains to (HTTPS).
+    #[arg(long, env = "FERROSIGNER_VAULT_CA_FILE")]
+    pub vault_ca_file: Option<PathBuf>,
+
+    /// Web3Signer's known-servers file pinning the Vault server's certificate by SHA-256 fingerprint
+    /// (`host:port <fingerprint>` per line); with `--vault-ca-file`, either is enough.
+    #[arg(long, env = "FERROSIGNER_VAULT_KNOWN_SERVERS_FILE")]
+    pub vault_known_servers_file: Option<PathBuf>,
+
+    /// Vault namespace (`X-Vault-Namespace`), for Vault Enterprise and OpenBao namespaces.
+    #[arg(long, env = "FERROSIGNER_VAULT_NAMESPACE")]
+    pub vault_namespace: Option<String>,
+
+    /// Secrets fetched from Vault at once.
+    #[arg(long, env = "FERROSIGNER_VAULT_PARALLELISM", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub vault_parallelism: u16,
+
+    /// Milliseconds one Vault request may take (connecting included) before it is retried.
+    #[arg(long, env = "FERROSIGNER_VAULT_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub vault_timeout_ms: u64,
+
     /// Refuse slashable blocks and attestations (EIP-3076). Turning this off is logged loudly.
     #[arg(long, env = "FERROSIGNER_SLASHING_PROTECTION_ENABLED", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]

@@ -1,6 +1,8 @@
 //! Health policy: what `/healthcheck` reports and when the signer is DOWN.
 //!
-//! The signer is UP when start-up key loading has finished and the slashing database can commit (a
+//! The signer is UP when start-up key loading has finished, every configured key source could be read (one
+//! bad keystore or document does not count; a directory that cannot be listed or a Vault that does not
+//! answer does), and the slashing database can commit (a
 //! small write, within the database deadline, see [`Signer::probe_database`]). A database fault turns it
 //! DOWN; [`watch_database`] keeps probing while a fault lasts, so it turns UP again (and the recovery
 //! is logged) by itself, even when no request arrives. The HTTP handler only renders the report.
@@ -39,8 +41,8 @@ pub struct KeysHealth {
     /// Keystores processed so far.
     pub processed: usize,
     /// Each configured kind of key source, with its own counts. A source's errors are reported (its
-    /// sub-check is DOWN) but, as for every key error, do not turn the signer DOWN: the keys that did load
-    /// sign.
+    /// sub-check is DOWN) but do not turn the signer DOWN, since the keys that did load sign; a source that
+    /// could not be read at all does.
     pub sources: Vec<SourceHealth>,
 }
 
@@ -53,6 +55,9 @@ pub struct SourceHealth {
     pub loaded: usize,
     /// Its keys, files or documents that failed to load (at start-up, or at the last reload).
     pub errors: usize,
+    /// Whether the source could not be read at all (a directory not listed, Vault not answering or
+    /// refusing the login): none of its keys is known.
+    pub unreadable: bool,
 }
 
 /// The slashing database's state.
@@ -67,9 +72,11 @@ pub enum DatabaseHealth {
 }
 
 impl HealthReport {
-    /// Whether the signer is UP.
+    /// Whether the signer is UP: keys loaded, every configured key source read, the database committing.
     pub fn up(&self) -> bool {
-        self.keys.finished && !matches!(self.database, DatabaseHealth::Down(_))
+        self.keys.finished
+            && !self.keys.sources.iter().any(|s| s.unreadable)
+            && !matches!(self.database, DatabaseHealth::Down(_))
     }
 }
 
@@ -84,6 +91,10 @@ pub async fn check(signer: &Signer) -> HealthReport {
             kind: *kind,
             loaded: loaded.get(kind).copied().unwrap_or(0),
             errors: load.failures.iter().filter(|f| f.kind == *kind).count(),
+            unreadable: load
+                .failures
+                .iter()
+                .any(|f| f.kind == *kind && f.file.as_os_str().is_empty()),
         })
         .collect();
     let keys = KeysHealth {

@@ -111,6 +111,40 @@ fn external_source(args: &RunArgs) -> anyhow::Result<Option<External>> {
     })
 }
 
+/// The Vault bulk source, if `--vault-address` is given.
+fn vault_source(args: &RunArgs) -> anyhow::Result<Option<keys::VaultSource>> {
+    let (Some(address), Some(prefix)) = (&args.vault_address, &args.vault_kv_path) else {
+        return Ok(None);
+    };
+    let auth = match (&args.vault_token_file, &args.vault_approle_role_id) {
+        (Some(file), None) => ferrosigner_vault::Auth::TokenFile(file.clone()),
+        (None, Some(role_id)) => ferrosigner_vault::Auth::AppRole {
+            role_id: role_id.clone(),
+            secret_id_file: args
+                .vault_approle_secret_id_file
+                .clone()
+                .context("--vault-approle-role-id needs --vault-approle-secret-id-file")?,
+            mount: args.vault_approle_mount.clone(),
+        },
+        _ => bail!(
+            "--vault-address needs --vault-token-file or --vault-approle-role-id with \
+             --vault-approle-secret-id-file"
+        ),
+    };
+    let mut config = ferrosigner_vault::VaultConfig::new(address.clone(), auth);
+    config.ca_file = args.vault_ca_file.clone();
+    config.known_servers_file = args.vault_known_servers_file.clone();
+    config.namespace = args.vault_namespace.clone();
+    config.request_timeout = std::time::Duration::from_millis(args.vault_timeout_ms);
+    Ok(Some(keys::VaultSource {
+        config,
+        mount: args.vault_kv_mount.clone(),
+        prefix: prefix.clone(),
+        field: args.vault_key_field.clone(),
+        parallelism: usize::from(args.vault_parallelism),
+    }))
+}
+
 /// Opens the slashing database at `location` and records `network`'s genesis validators root in it; a
 /// database that protects another chain is refused with a clear error.
 ///
@@ -225,6 +259,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         None => None,
     };
     let external = external_source(&args)?;
+    let vault = vault_source(&args)?;
     if let Some(dir) = &args.key_config_path
         && !dir.is_dir()
     {
@@ -273,6 +308,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
             data_dir: args.data_dir.clone(),
             external,
             key_config: args.key_config_path.clone(),
+            vault,
             cache_enabled: args.key_cache_enabled,
         },
         slashing.clone(),

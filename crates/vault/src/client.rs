@@ -192,16 +192,11 @@ impl VaultClient {
         let paths = self.list_with(mount, prefix, parallelism).await?;
         let total = paths.len();
         progress(0, total);
-        let mut fetches = stream::iter(paths.iter().enumerate().map(|(i, path)| async move {
-            let label = format!("{mount}/data/{path}");
-            let result = self
-                .get(&format!("/v1/{mount}/data/{}", encode_path(path)), &label)
-                .await
-                .and_then(|reply| field_of(reply, &label, field))
-                .and_then(|text| key_of(&text, &label, field));
-            (i, result)
-        }))
-        .buffer_unordered(parallelism);
+        let mut fetches =
+            stream::iter(paths.iter().enumerate().map(|(i, path)| async move {
+                (i, self.read_mount_key(mount, path, field).await)
+            }))
+            .buffer_unordered(parallelism);
         let mut results = Vec::with_capacity(total);
         while let Some(done) = fetches.next().await {
             results.push(done);
@@ -214,6 +209,32 @@ impl VaultClient {
             .zip(results)
             .map(|(path, (_, key))| FetchedKey { path, key })
             .collect())
+    }
+
+    /// The private key in field `field` of the secret at `path` (as [`VaultClient::list_secrets`] names
+    /// it) of the KV v2 engine mounted at `mount`: one secret of a bulk source, read on its own (for
+    /// example the secrets added since the last listing).
+    pub async fn read_secret_key(
+        &self,
+        mount: &str,
+        path: &str,
+        field: &str,
+    ) -> Result<SecretKeyBytes, Error> {
+        self.read_mount_key(clean_mount(mount)?, path, field).await
+    }
+
+    async fn read_mount_key(
+        &self,
+        mount: &str,
+        path: &str,
+        field: &str,
+    ) -> Result<SecretKeyBytes, Error> {
+        let label = format!("{mount}/data/{path}");
+        let reply = self
+            .get(&format!("/v1/{mount}/data/{}", encode_path(path)), &label)
+            .await?;
+        let text = field_of(reply, &label, field)?;
+        key_of(&text, &label, field)
     }
 
     /// Breadth-first listing, each level's folders listed `parallelism` at a time.

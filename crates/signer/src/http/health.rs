@@ -97,5 +97,6 @@ fn source_check_id(kind: SourceKind) -> &'static str {
         SourceKind::Managed => "imported-keystores-loading",
         SourceKind::External => "keystores-bulk-loading",
         SourceKind::KeyConfig => "config-files-loading",
+        SourceKind::Vault => "hashicorp-bulk-loading",
     }
 }

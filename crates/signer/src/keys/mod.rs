@@ -54,6 +54,7 @@ use decrypt::{Encrypted, Password, Urgency};
 use registry::KeyRegistry;
 pub use registry::{KeyEntry, KeySource, KeyView, SourceKind};
 use remote::RemoteJob;
+pub use remote::VaultSource;
 pub use source::{External, LoadFailure, Passwords};
 use source::{Job, KeyConfigScan, ManagedDir, ReadKeystore};
 
@@ -250,6 +251,8 @@ pub struct KeyringConfig {
     pub external: Option<External>,
     /// The directory of key config files (`--key-config-path`), if any.
     pub key_config: Option<PathBuf>,
+    /// The Vault bulk source (`--vault-*`), if any.
+    pub vault: Option<VaultSource>,
     /// Whether to keep the key cache (`false` removes the file at start).
     pub cache_enabled: bool,
 }
@@ -260,6 +263,7 @@ pub struct Keyring {
     managed: ManagedDir,
     external: Option<External>,
     key_config: Option<PathBuf>,
+    vault: Option<VaultSource>,
     slashing: Option<SlashingDb>,
     genesis_validators_root: Option<[u8; 32]>,
     metrics: Arc<Metrics>,
@@ -302,12 +306,14 @@ impl Keyring {
         let sources = std::iter::once(SourceKind::Managed)
             .chain(config.external.as_ref().map(|_| SourceKind::External))
             .chain(config.key_config.as_ref().map(|_| SourceKind::KeyConfig))
+            .chain(config.vault.as_ref().map(|_| SourceKind::Vault))
             .collect();
         Ok(Arc::new(Self {
             registry,
             managed: ManagedDir::new(config.data_dir.join("keystores")),
             external: config.external,
             key_config: config.key_config,
+            vault: config.vault,
             slashing,
             genesis_validators_root,
             metrics,
@@ -536,7 +542,8 @@ impl Keyring {
                 });
             done(result.map_err(|reason| LoadFailure::of(&source, reason)));
         }
-        remote::fetch_all(remote, &self.stopping, |job, fetched| {
+        let at_once = self.vault.as_ref().map_or(8, |v| v.parallelism.max(8));
+        remote::fetch_all(remote, at_once, &self.stopping, |job, fetched| {
             let result = fetched
                 .and_then(|bytes| {
                     SecretKey::from_bytes(bytes.as_ref())
@@ -599,10 +606,19 @@ impl Keyring {
         let KeyConfigScan {
             keystores: config_keystores,
             raw,
-            remote,
+            mut remote,
             failures: config_failures,
             ..
         } = configs;
+        if let Some(vault) = &self.vault {
+            match remote::vault_scan(vault, |_| false) {
+                Ok(scan) => {
+                    tracing::info!(secrets = scan.jobs.len(), "listed the keys in Vault");
+                    remote.extend(scan.jobs);
+                }
+                Err(reason) => listing_failures.push(vault_failure(reason)),
+            }
+        }
         jobs.extend(config_keystores);
         let total = jobs.len() + raw.len() + remote.len() + config_failures.len();
         self.update_load(|s| s.total = total + listing_failures.len());
@@ -1051,12 +1067,12 @@ impl Keyring {
         Ok(true)
     }
 
-    /// Re-reads the external directory and the key config files: loads keys not yet loaded, drops keys whose
-    /// keystore, file or document is gone. The failures of these two sources in the load state become
-    /// this reload's.
+    /// Re-reads the external directory, the key config files and the Vault source: loads keys not yet loaded,
+    /// drops keys whose keystore, file, document or secret is gone. The failures of these sources in the load
+    /// state become this reload's.
     async fn reload_sources(self: Arc<Self>) -> Result<(usize, usize, Vec<String>), KeyError> {
         let _guard = self.lock.lock().await;
-        if self.external.is_none() && self.key_config.is_none() {
+        if self.external.is_none() && self.key_config.is_none() && self.vault.is_none() {
             return Ok((0, 0, Vec::new()));
         }
         let disabled: HashSet<Pubkey> = match &self.slashing {
@@ -1135,6 +1151,22 @@ impl Keyring {
             remote = scan.remote;
             failures.extend(scan.failures);
         }
+        if let Some(vault) = &self.vault {
+            match remote::vault_scan(vault, |s| loaded.contains(s)) {
+                Ok(scan) => {
+                    removed += self
+                        .registry
+                        .remove_where(|k| {
+                            k.source.kind() == SourceKind::Vault
+                                && !scan.present.contains(&k.source)
+                        })
+                        .len();
+                    remote.extend(scan.jobs);
+                }
+                // Vault not answering keeps the keys it gave before.
+                Err(reason) => failures.push(vault_failure(reason)),
+            }
+        }
         let failures = Mutex::new(failures);
         let added = std::sync::atomic::AtomicUsize::new(0);
         let count = |result: Result<(), LoadFailure>| match result {
@@ -1167,6 +1199,16 @@ impl Keyring {
             removed,
             failures.into_inner().unwrap_or_else(|e| e.into_inner()),
         ))
+    }
+}
+
+/// The failure of the Vault bulk source as a whole: it could not be logged in to or listed.
+fn vault_failure(reason: String) -> LoadFailure {
+    LoadFailure {
+        kind: SourceKind::Vault,
+        file: PathBuf::new(),
+        document: None,
+        reason: format!("cannot list the keys in Vault: {reason}"),
     }
 }
 

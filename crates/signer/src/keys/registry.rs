@@ -35,6 +35,11 @@ pub enum KeySource {
         /// Which document of the file (1 for the first).
         document: usize,
     },
+    /// A secret of the Vault bulk source (`--vault-*`); read-only.
+    Vault {
+        /// The secret, as `<mount>/<path>`.
+        secret: PathBuf,
+    },
 }
 
 impl KeySource {
@@ -43,11 +48,12 @@ impl KeySource {
         !matches!(self, KeySource::Managed { .. })
     }
 
-    /// The file behind the key: its keystore, or the key config file that names it.
+    /// The file behind the key: its keystore, the key config file that names it, or its Vault secret.
     pub fn file(&self) -> &std::path::Path {
         match self {
             KeySource::Managed { keystore } | KeySource::External { keystore } => keystore,
             KeySource::KeyConfig { file, .. } => file,
+            KeySource::Vault { secret } => secret,
         }
     }
 
@@ -57,6 +63,7 @@ impl KeySource {
             KeySource::Managed { .. } => SourceKind::Managed,
             KeySource::External { .. } => SourceKind::External,
             KeySource::KeyConfig { .. } => SourceKind::KeyConfig,
+            KeySource::Vault { .. } => SourceKind::Vault,
         }
     }
 }
@@ -71,6 +78,7 @@ impl std::fmt::Display for KeySource {
             KeySource::KeyConfig { file, document } => {
                 write!(f, "key config {} document {document}", file.display())
             }
+            KeySource::Vault { secret } => write!(f, "Vault secret {}", secret.display()),
         }
     }
 }
@@ -84,14 +92,17 @@ pub enum SourceKind {
     External,
     /// `--key-config-path`.
     KeyConfig,
+    /// `--vault-*`.
+    Vault,
 }
 
 impl SourceKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [SourceKind; 3] = [
+    pub const ALL: [SourceKind; 4] = [
         SourceKind::Managed,
         SourceKind::External,
         SourceKind::KeyConfig,
+        SourceKind::Vault,
     ];
 
     /// The metric label value.
@@ -100,6 +111,7 @@ impl SourceKind {
             SourceKind::Managed => "managed",
             SourceKind::External => "keystores",
             SourceKind::KeyConfig => "key_config",
+            SourceKind::Vault => "vault",
         }
     }
 }
