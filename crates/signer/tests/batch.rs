@@ -476,3 +476,83 @@ async fn a_batch_larger_than_the_concurrency_limit_runs_alone() {
             .all(|i| i["signature"].is_string())
     );
 }
+
+/// A sign request whose head was sent (asking for `100 Continue`) and whose body never comes: once
+/// this returns, the server holds one concurrency permit for it until the connection closes.
+async fn hold_a_permit(addr: std::net::SocketAddr, pubkey: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/eth2/sign/{pubkey} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "closed before 100 Continue"
+        );
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
+    stream
+}
+
+#[tokio::test]
+async fn a_batch_counts_one_sign_request_per_identifier_against_the_limit() {
+    let keys: Vec<SecretKey> = (1..=2).map(key).collect();
+    let signer = TestSigner::start(&keys, &[ON, "--max-concurrent-sign-requests", "3"]).await;
+    let ids: Vec<String> = keys.iter().map(pubkey).collect();
+    let addr = signer.running.http_addr;
+    let held = vec![
+        hold_a_permit(addr, &ids[0]).await,
+        hold_a_permit(addr, &ids[0]).await,
+    ];
+    // One permit is free: a batch of two keys is refused at once, and records nothing.
+    let response = signer
+        .client
+        .post(signer.url("/api/v1/eth2/sign"))
+        .json(&json!({"identifiers": ids, "signing_request": attestation(5, 6, 1)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("batch"), "{body}");
+    // A batch of one key fits.
+    let (status, body) = batch(&signer, &ids[..1], &attestation(5, 6, 2)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body[0]["signature"].is_string(), "{body}");
+    assert!(
+        signer
+            .metrics_text()
+            .await
+            .contains("ferrosigner_sign_requests_shed_total 1")
+    );
+    // Once the held requests are gone the batch of two is admitted: key 2 signs the attestation
+    // the refused batch asked for (that batch recorded nothing), key 1 signed another one above.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = batch(&signer, &ids, &attestation(5, 6, 1)).await;
+        if status == 200 {
+            assert_eq!(body[0]["error"]["code"], 412, "{body}");
+            assert!(body[1]["signature"].is_string(), "{body}");
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the permits were never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
