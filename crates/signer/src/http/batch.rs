@@ -80,7 +80,7 @@ async fn sign_batch(
     drop(body);
     let _permits = match admission.admit_more(batch.len()) {
         Ok(permits) => permits,
-        Err(busy) => return busy,
+        Err(shed) => return shed.into_response(),
     };
     match state.signer.sign_batch(&batch).await {
         Ok(items) => {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -101,11 +101,11 @@ impl SignAdmission {
     /// The permits a batch of `identifiers` holds beyond the one [`admit_sign`] gave its request:
     /// a batch counts as one sign request per identifier, up to every permit there is (so a batch
     /// larger than the limit runs alone). `Err` is the `503` (with `Retry-After`) to answer at once
-    /// when they are not free; the refusal is counted as shed.
+    /// when they are not free ([`Shed`]); the refusal is counted as shed.
     pub(super) fn admit_more(
         &self,
         identifiers: usize,
-    ) -> Result<Option<OwnedSemaphorePermit>, Response> {
+    ) -> Result<Option<OwnedSemaphorePermit>, Shed> {
         let more = identifiers.min(self.total).saturating_sub(1);
         if more == 0 {
             return Ok(None);
@@ -115,11 +115,18 @@ impl SignAdmission {
             Ok(permit) => Ok(Some(permit)),
             Err(_) => {
                 self.shed.inc();
-                Err(busy(
-                    "too many sign requests in flight for a batch of this size; retry later",
-                ))
+                Err(Shed)
             }
         }
+    }
+}
+
+/// A batch refused by the concurrency limit; its response is `503` with `Retry-After: 1`.
+pub(super) struct Shed;
+
+impl IntoResponse for Shed {
+    fn into_response(self) -> Response {
+        busy("too many sign requests in flight for a batch of this size; retry later")
     }
 }
 
