@@ -361,6 +361,20 @@ pub struct RunArgs {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_concurrent_sign_requests: usize,
 
+    /// Serve `POST /api/v1/eth2/sign`: one signing request signed by many keys (a DRAFT of the
+    /// remote signing API, ethereum/remote-signing-api PR #29; docs/batch-signing.md). Off by
+    /// default: the route then answers 404. A batch of N identifiers counts as N sign requests
+    /// against `--max-concurrent-sign-requests`.
+    #[arg(long, env = "FERROSIGNER_ENABLE_BATCH_SIGNING", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_batch_signing: bool,
+
+    /// Most identifiers one batch signing request may name; a larger batch is refused (400).
+    #[arg(long, env = "FERROSIGNER_MAX_BATCH_SIGNING_IDENTIFIERS",
+          default_value_t = crate::signing::DEFAULT_MAX_BATCH_IDENTIFIERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
+    pub max_batch_signing_identifiers: usize,
+
     /// Seconds shutdown lets in-flight requests finish; connections still open then are dropped.
     #[arg(
         long,

@@ -368,6 +368,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<Running> {
         keymanager,
         http::BodyLimits::from_args(&args),
         args.max_concurrent_sign_requests,
+        http::BatchSigning::from_args(&args),
     );
     let router = http::host_allowlist::restrict(
         router,

@@ -22,6 +22,16 @@ pub struct RequestLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of a batch signing request (`POST /api/v1/eth2/sign`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BatchLabels {
+    /// The request `type` of the batch's signing request, or `unknown`.
+    pub r#type: &'static str,
+    /// `answered` (one result per identifier, each counted in `ferrosigner_sign_requests`), or the
+    /// outcome that refused the whole batch (`bad_request`, `internal`, …).
+    pub outcome: &'static str,
+}
+
 /// Labels of a refused signing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
@@ -78,6 +88,8 @@ pub struct Metrics {
     /// Sign requests answered 503 at once by the concurrency limit (`--max-concurrent-sign-requests`),
     /// before their body was read.
     pub sign_requests_shed: Counter,
+    /// Batch signing requests by type and outcome (their elements are counted in `requests`).
+    pub batches: Family<BatchLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -168,6 +180,12 @@ impl Metrics {
             "Sign requests answered 503 at once by the concurrency limit",
             sign_requests_shed.clone(),
         );
+        let batches = Family::<BatchLabels, Counter>::default();
+        registry.register(
+            "ferrosigner_sign_batches",
+            "Batch signing requests by type and outcome; each identifier is also counted in ferrosigner_sign_requests",
+            batches.clone(),
+        );
         registry.register(
             "ferrosigner_build",
             "Build information",
@@ -187,6 +205,7 @@ impl Metrics {
             key_loading_errors,
             key_cache_writes,
             sign_requests_shed,
+            batches,
         }
     }
 
@@ -194,6 +213,13 @@ impl Metrics {
     pub fn count_request(&self, r#type: &'static str, outcome: &'static str) {
         self.requests
             .get_or_create(&RequestLabels { r#type, outcome })
+            .inc();
+    }
+
+    /// Counts one batch signing request.
+    pub fn count_batch(&self, r#type: &'static str, outcome: &'static str) {
+        self.batches
+            .get_or_create(&BatchLabels { r#type, outcome })
             .inc();
     }
 

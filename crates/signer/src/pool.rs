@@ -88,6 +88,44 @@ impl SignPool {
         });
         rx.await.map_err(|_| PoolError::Stopped)
     }
+
+    /// Signs `message` with each of `keys` on the pool (batch signing), answering the signatures in
+    /// the order of `keys`. Room for all of them is reserved at once: either every signature is
+    /// queued or none is ([`PoolError::Busy`]). The signatures are spread over the pool's threads,
+    /// and the shared message is hashed to G2 once through the hash cache.
+    pub async fn sign_many(
+        &self,
+        keys: Vec<Arc<KeyEntry>>,
+        message: [u8; 32],
+    ) -> Result<Vec<Signature>, PoolError> {
+        let n = keys.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let reserved = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w.saturating_add(n) <= self.capacity).then_some(w + n)
+            });
+        if reserved.is_err() {
+            return Err(PoolError::Busy);
+        }
+        let waiting = self.waiting.clone();
+        let (tx, rx) = oneshot::channel();
+        let hashes = self.hashes.clone();
+        self.pool.spawn(move || {
+            waiting.fetch_sub(n, Ordering::AcqRel);
+            if !tx.is_closed() {
+                use rayon::prelude::*;
+                let signatures: Vec<Signature> = keys
+                    .par_iter()
+                    .map(|key| key.secret.sign_with(&message, &hashes))
+                    .collect();
+                let _ = tx.send(signatures);
+            }
+        });
+        rx.await.map_err(|_| PoolError::Stopped)
+    }
 }
 
 #[cfg(test)]
@@ -97,7 +135,11 @@ mod tests {
     use ferrosigner_bls::SecretKey;
 
     fn key() -> Arc<KeyEntry> {
-        let secret = SecretKey::from_bytes(&[7u8; 32]).expect("key");
+        key_of(7)
+    }
+
+    fn key_of(i: u8) -> Arc<KeyEntry> {
+        let secret = SecretKey::from_bytes(&[i; 32]).expect("key");
         Arc::new(KeyEntry {
             public: secret.public_key(),
             secret,
@@ -107,6 +149,20 @@ mod tests {
             },
             cache: None,
         })
+    }
+
+    #[tokio::test]
+    async fn many_signatures_come_back_in_order_and_reserve_room_all_at_once() {
+        let pool = SignPool::with_capacity(2, 3).expect("pool");
+        let keys: Vec<Arc<KeyEntry>> = (1..=3u8).map(key_of).collect();
+        let signed = pool.sign_many(keys.clone(), [5; 32]).await.expect("signed");
+        let expected: Vec<Signature> = keys.iter().map(|k| k.secret.sign(&[5; 32])).collect();
+        assert_eq!(signed, expected);
+        // Four signatures do not fit a queue of three: none is queued.
+        let mut four = keys.clone();
+        four.push(key());
+        assert_eq!(pool.sign_many(four, [5; 32]).await, Err(PoolError::Busy));
+        assert_eq!(pool.waiting.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]

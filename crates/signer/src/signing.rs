@@ -3,9 +3,14 @@
 //! A request that fails any step leaves no slashing record and produces no signature. Handlers call
 //! [`Signer::sign`] and map [`SignError`] to a status; no rule lives in a handler.
 //!
+//! Batches (one request, many keys; `batch`) run the same steps with the request prepared once and
+//! one slashing transaction for all keys.
+//!
 //! The slashing check waits at most the database deadline (`--slashing-protection-db-timeout-ms`);
 //! a database that fails or does not answer in time is [`SignError::Unavailable`] (503), logged once
 //! when the fault starts and once when it ends ([`FaultLog`]), not once per request.
+
+mod batch;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +23,8 @@ use crate::faults::FaultLog;
 use crate::keys::KeyView;
 use crate::metrics::{Metrics, OperationLabels, RefusalLabels};
 use crate::pool::{PoolError, SignPool};
+
+pub use batch::{BATCH_KINDS, BatchItem, BatchRequest, DEFAULT_MAX_BATCH_IDENTIFIERS};
 
 /// How long a slashing check waits for the database by default.
 pub const DEFAULT_DB_DEADLINE: Duration = Duration::from_secs(2);
@@ -230,7 +237,18 @@ impl Signer {
         let start = Instant::now();
         let mut kind = "unknown";
         let result = self.sign_inner(pubkey, body, &mut kind).await;
-        let outcome = match &result {
+        self.count_outcome(kind, start, &result);
+        result
+    }
+
+    /// Counts one signing outcome of type `kind` (a signature's time since `start` too).
+    fn count_outcome(
+        &self,
+        kind: &'static str,
+        start: Instant,
+        result: &Result<Signature, SignError>,
+    ) {
+        let outcome = match result {
             Ok(_) => {
                 self.metrics
                     .signing_duration
@@ -241,7 +259,6 @@ impl Signer {
             Err(e) => e.outcome(),
         };
         self.metrics.count_request(kind, outcome);
-        result
     }
 
     /// Parses and hashes `body` (large bodies on a blocking thread).
@@ -284,19 +301,7 @@ impl Signer {
         })?;
         let prepared = self.prepare(body).await?;
         *kind = prepared.kind.as_str();
-        if let (Some(requested), Some(expected)) = (
-            prepared.genesis_validators_root,
-            self.network.genesis_validators_root(),
-        ) && requested != expected
-            && !self.any_genesis_root
-        {
-            return Err(SignError::BadRequest(format!(
-                "genesis_validators_root 0x{} is not that of network {} (0x{})",
-                hex::encode(requested),
-                self.network.name(),
-                hex::encode(expected)
-            )));
-        }
+        self.check_genesis_root(prepared.genesis_validators_root)?;
         let Some(key) = self.keys.get(&pubkey_bytes) else {
             return Err(if self.keys.loaded() {
                 SignError::UnknownKey(format!("0x{}", hex::encode(pubkey_bytes)))
@@ -318,6 +323,24 @@ impl Signer {
                 PoolError::Busy => SignError::Unavailable(Unavailable::SigningBusy),
                 PoolError::Stopped => SignError::Internal(e.to_string()),
             })
+    }
+
+    /// Refuses a request whose `genesis_validators_root` is not the network's (unless any root is
+    /// allowed).
+    fn check_genesis_root(&self, requested: Option<[u8; 32]>) -> Result<(), SignError> {
+        if let (Some(requested), Some(expected)) =
+            (requested, self.network.genesis_validators_root())
+            && requested != expected
+            && !self.any_genesis_root
+        {
+            return Err(SignError::BadRequest(format!(
+                "genesis_validators_root 0x{} is not that of network {} (0x{})",
+                hex::encode(requested),
+                self.network.name(),
+                hex::encode(expected)
+            )));
+        }
+        Ok(())
     }
 
     async fn check_slashing(

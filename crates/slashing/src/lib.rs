@@ -18,6 +18,10 @@
 //!     Connections use TLS (rustls) as libpq's `sslmode` and `sslrootcert` URL parameters say
 //!     (`pg_tls`); [`describe_location`] shows the URL without its secrets.
 //!
+//! Batch signing checks one attestation for many validators in one transaction
+//! ([`SlashingDb::check_attestations`]): on SQLite one writer job, on PostgreSQL one statement running
+//! the same check function per key; each key gets its own verdict, and a failure records nothing.
+//!
 //! Every check is atomic check-and-record: `Ok` means the record is committed durably, so the
 //! caller may sign. A refusal is [`Error::Refused`] with the conflicting record or watermark; a
 //! store that cannot answer is [`Error::Unavailable`] (never a verdict of "safe").
@@ -225,6 +229,55 @@ impl SlashingDb {
                     .await
             }
         }
+    }
+
+    /// Checks one attestation for many validators in ONE transaction (batch signing): every key's
+    /// check-and-insert runs inside it, and the answer is each key's verdict in the order of
+    /// `pubkeys`. `Ok` means the transaction committed durably: each `Ok(Safe)` key may sign, each
+    /// `Err(Refusal)` key must not (its refusal is final, as a single check's would be). `Err` means
+    /// nothing of the batch was recorded and no key may sign.
+    ///
+    /// Keys are checked in ascending byte order (so concurrent batches over overlapping keys take
+    /// their per-validator locks in one order); a key given more than once is checked once and its
+    /// verdict repeated.
+    pub async fn check_attestations(
+        &self,
+        gvr: Root,
+        pubkeys: &[Pubkey],
+        source: u64,
+        target: u64,
+        signing_root: Root,
+    ) -> Result<Vec<Result<Safe, Refusal>>, Error> {
+        check_range("source epoch", source)?;
+        check_range("target epoch", target)?;
+        let mut unique = pubkeys.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let verdicts = match self {
+            SlashingDb::Sqlite(s) => {
+                s.check_attestations(gvr, unique.clone(), source, target, signing_root)
+                    .await?
+            }
+            SlashingDb::Postgres(p) => {
+                p.check_attestations(gvr, &unique, source, target, signing_root)
+                    .await?
+            }
+        };
+        if verdicts.len() != unique.len() {
+            return Err(Error::Database(format!(
+                "the batch check answered {} verdicts for {} keys",
+                verdicts.len(),
+                unique.len()
+            )));
+        }
+        Ok(pubkeys
+            .iter()
+            .map(|k| {
+                // `unique` is sorted and holds every key of `pubkeys`.
+                let i = unique.binary_search(k).unwrap_or_default();
+                verdicts[i]
+            })
+            .collect())
     }
 
     /// Records the genesis validators root if none is recorded yet; fails with

@@ -407,6 +407,55 @@ impl PgStore {
         .await
     }
 
+    /// Checks and records one attestation for each key (sorted, distinct) in ONE statement, hence
+    /// one transaction and one round trip: the check function runs for each key in the given order,
+    /// taking each validator's advisory lock until the statement commits. Any error rolls back
+    /// every key's record.
+    pub async fn check_attestations(
+        &self,
+        gvr: Root,
+        pubkeys: &[Pubkey],
+        source: u64,
+        target: u64,
+        root: Root,
+    ) -> Result<Vec<Result<Safe, Refusal>>, Error> {
+        let root = stored_root(root);
+        let keys: Vec<&[u8]> = pubkeys.iter().map(|k| k.as_slice()).collect();
+        let rows = with_timeout(async {
+            let client = self.pool.get().await.map_err(pool_err)?;
+            let st = client
+                .prepare_cached(
+                    "SELECT c.o_code, c.o_a, c.o_b, c.o_root \
+                     FROM unnest($2::bytea[]) WITH ORDINALITY AS k(pubkey, ord) \
+                     CROSS JOIN LATERAL fs_check_attestation($1, k.pubkey, $3, $4, $5) AS c \
+                     ORDER BY k.ord",
+                )
+                .await
+                .map_err(pg_err)?;
+            client
+                .query(
+                    &st,
+                    &[
+                        &gvr.as_slice(),
+                        &keys,
+                        &to_i64(source),
+                        &to_i64(target),
+                        &root_param(&root),
+                    ],
+                )
+                .await
+                .map_err(pg_err)
+        })
+        .await?;
+        rows.iter()
+            .map(|row| match verdict(row) {
+                Ok(safe) => Ok(Ok(safe)),
+                Err(Error::Refused(refusal)) => Ok(Err(refusal)),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
     /// Records the genesis validators root if none is recorded; refuses another one.
     pub async fn init_gvr(&self, gvr: Root) -> Result<(), Error> {
         with_timeout(async {

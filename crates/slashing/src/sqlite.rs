@@ -527,6 +527,26 @@ fn check_attestation_tx(
     Ok(Ok(verdict))
 }
 
+/// Checks one attestation for each key inside the current transaction (batch signing): a wrong
+/// genesis validators root refuses every key; any database error fails the whole batch.
+fn check_attestations_tx(
+    conn: &Connection,
+    gvr: Root,
+    pubkeys: &[Pubkey],
+    source: u64,
+    target: u64,
+    root: Root,
+) -> Result<Vec<Result<Safe, Refusal>>, Error> {
+    match ensure_gvr(conn, gvr) {
+        Err(Error::Refused(refusal)) => return Ok(vec![Err(refusal); pubkeys.len()]),
+        other => other?,
+    }
+    pubkeys
+        .iter()
+        .map(|pubkey| check_attestation_tx(conn, gvr, pubkey, source, target, root))
+        .collect()
+}
+
 fn import_tx(
     conn: &Connection,
     gvr: Root,
@@ -838,6 +858,20 @@ impl SqliteStore {
         self.call(move |c| check_attestation_tx(c, gvr, &pubkey, source, target, root))
             .await?
             .map_err(Error::Refused)
+    }
+
+    /// Checks and records one attestation for each key as ONE writer job: one savepoint in one
+    /// transaction, so either every verdict commits or (on any database error) none does.
+    pub async fn check_attestations(
+        &self,
+        gvr: Root,
+        pubkeys: Vec<Pubkey>,
+        source: u64,
+        target: u64,
+        root: Root,
+    ) -> Result<Vec<Result<Safe, Refusal>>, Error> {
+        self.call(move |c| check_attestations_tx(c, gvr, &pubkeys, source, target, root))
+            .await
     }
 
     /// Records the genesis validators root if none is recorded; refuses another one.

@@ -1,4 +1,4 @@
-//! `/api/v1/eth2/…`: signing, public keys, high watermark.
+//! `/api/v1/eth2/…`: signing, public keys, high watermark (batch signing is in `batch`).
 
 use axum::Router;
 use axum::body::Body;
@@ -58,14 +58,7 @@ async fn sign(
         }
         Err(SignError::Refused(refusal)) => refused(&refusal),
         Err(e) => {
-            let status = match &e {
-                SignError::BadRequest(_) => StatusCode::BAD_REQUEST,
-                SignError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                SignError::UnknownKey(_) => StatusCode::NOT_FOUND,
-                SignError::Refused(_) => StatusCode::PRECONDITION_FAILED,
-                SignError::NotReady | SignError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                SignError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            };
+            let status = sign_error_status(&e);
             // Faults of the database are logged once by the signer's fault log, not per request.
             if let SignError::Internal(_) = e {
                 tracing::error!(%pubkey, "signing failed: {e}");
@@ -81,6 +74,18 @@ async fn sign(
             }
             response
         }
+    }
+}
+
+/// The status a sign request that failed with `e` answers (a batch element carries it as its code).
+pub(super) fn sign_error_status(e: &SignError) -> StatusCode {
+    match e {
+        SignError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        SignError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        SignError::UnknownKey(_) => StatusCode::NOT_FOUND,
+        SignError::Refused(_) => StatusCode::PRECONDITION_FAILED,
+        SignError::NotReady | SignError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SignError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

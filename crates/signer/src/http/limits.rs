@@ -6,16 +6,18 @@
 //! request head to the response (the body upload included, itself bounded by the body read timeout).
 //! A request beyond that gets `503` with `Retry-After: 1` at once: no queue, so a request is never signed
 //! after its client gave up waiting in one, and latency under overload stays that of the admitted
-//! requests.
+//! requests. A batch (`POST /api/v1/eth2/sign`) is admitted with one permit like any sign request and,
+//! once its identifiers are counted, takes one more per identifier (up to every permit), or gets the same
+//! `503` at once: a batch of N keys weighs as N single requests and cannot be used to exceed the limit.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error;
 
@@ -82,16 +84,58 @@ pub(super) async fn refuse_declared_over(
 #[derive(Clone)]
 pub(super) struct SignAdmission {
     permits: Arc<Semaphore>,
+    total: usize,
     shed: Counter,
 }
 
 impl SignAdmission {
     pub(super) fn new(max_concurrent: usize, shed: Counter) -> Self {
+        let total = max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
         Self {
-            permits: Arc::new(Semaphore::new(max_concurrent.min(Semaphore::MAX_PERMITS))),
+            permits: Arc::new(Semaphore::new(total)),
+            total,
             shed,
         }
     }
+
+    /// The permits a batch of `identifiers` holds beyond the one [`admit_sign`] gave its request:
+    /// a batch counts as one sign request per identifier, up to every permit there is (so a batch
+    /// larger than the limit runs alone). `Err` is the `503` (with `Retry-After`) to answer at once
+    /// when they are not free ([`Shed`]); the refusal is counted as shed.
+    pub(super) fn admit_more(
+        &self,
+        identifiers: usize,
+    ) -> Result<Option<OwnedSemaphorePermit>, Shed> {
+        let more = identifiers.min(self.total).saturating_sub(1);
+        if more == 0 {
+            return Ok(None);
+        }
+        let more = u32::try_from(more).unwrap_or(u32::MAX);
+        match self.permits.clone().try_acquire_many_owned(more) {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => {
+                self.shed.inc();
+                Err(Shed)
+            }
+        }
+    }
+}
+
+/// A batch refused by the concurrency limit; its response is `503` with `Retry-After: 1`.
+pub(super) struct Shed;
+
+impl IntoResponse for Shed {
+    fn into_response(self) -> Response {
+        busy("too many sign requests in flight for a batch of this size; retry later")
+    }
+}
+
+/// `503` with `Retry-After: 1`.
+fn busy(message: &str) -> Response {
+    let mut busy = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    busy.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    busy
 }
 
 /// Runs the request with a permit of `admission`, or answers `503` with `Retry-After` when none is free.
@@ -102,13 +146,7 @@ pub(super) async fn admit_sign(
 ) -> Response {
     let Ok(permit) = admission.permits.try_acquire() else {
         admission.shed.inc();
-        let mut busy = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many sign requests in flight; retry later",
-        );
-        busy.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return busy;
+        return busy("too many sign requests in flight; retry later");
     };
     let response = next.run(request).await;
     drop(permit);

@@ -5,6 +5,7 @@
 //! extractor rejections are `text/plain`) into JSON, and [`server`] does the same for the errors hyper
 //! writes itself. [`host_allowlist`] puts each listener behind its `Host` allow-list.
 
+mod batch;
 mod body;
 mod eth2;
 mod health;
@@ -22,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+pub use self::batch::BatchSigning;
 pub use self::body::BodyLimits;
 pub use self::limits::json_errors;
 pub use self::server::{ServerLimits, serve};
@@ -39,20 +41,23 @@ pub struct AppState {
 /// is given. Bodies are limited to `limits.max_body_bytes`, except on the sign route, which reads
 /// execution payload envelopes up to `limits.max_large_body_bytes` within a memory budget
 /// ([`BodyLimits`]). At most `max_concurrent_signs` sign requests are handled at once; more get 503 with
-/// `Retry-After` at once.
+/// `Retry-After` at once. Batch signing (`POST /api/v1/eth2/sign`) is served as `batch` says, a batch
+/// counting one sign request per identifier.
 pub fn router(
     state: AppState,
     keys: Arc<Keyring>,
     keymanager: Option<keymanager::KeymanagerState>,
     limits: BodyLimits,
     max_concurrent_signs: usize,
+    batch: BatchSigning,
 ) -> Router {
     let admission = limits::SignAdmission::new(
         max_concurrent_signs,
         state.signer.metrics().sign_requests_shed.clone(),
     );
     let mut router = Router::new()
-        .merge(eth2::routes(limits, admission))
+        .merge(eth2::routes(limits, admission.clone()))
+        .merge(batch::routes(batch, admission))
         .merge(health::routes())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(state)
