@@ -1,0 +1,424 @@
+//! Keys from HashiCorp Vault, against a real OpenBao server: the bulk source (`--vault-*`: every secret under a
+//! KV v2 folder, token file or AppRole, `/reload` following additions and removals), `type: hashicorp` key
+//! config documents, a wrong token, and a Vault that does not answer. Every signature is verified against the
+//! key written to Vault.
+
+mod common;
+#[path = "../../vault/tests/common/mod.rs"]
+mod openbao;
+
+use std::path::Path;
+
+use common::{fork_info, km, run_args};
+use ferrosigner::Running;
+use ferrosigner::keys::SourceKind;
+use ferrosigner_bls::{PublicKey, SecretKey, Signature};
+use openbao::{Bao, key_hex, random_key};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn start(data: &Path, extra: &[&str]) -> Running {
+    let mut args = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--http-listen-port",
+        "0",
+        "--metrics-listen-port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let running = ferrosigner::start(run_args(&args)).await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        running.wait_keys_loaded(),
+    )
+    .await
+    .unwrap();
+    running
+}
+
+fn url(running: &Running, path: &str) -> String {
+    format!("http://{}{path}", running.http_addr)
+}
+
+/// Signs a RANDAO reveal with `sk`'s public key; on 200 checks the signature. Returns the status.
+async fn sign_and_verify(running: &Running, sk: &SecretKey) -> u16 {
+    let pubkey = sk.public_key().to_hex();
+    let request =
+        json!({"type": "RANDAO_REVEAL", "fork_info": fork_info(), "randao_reveal": {"epoch": "7"}});
+    let response = reqwest::Client::new()
+        .post(url(running, &format!("/api/v1/eth2/sign/{pubkey}")))
+        .header("Accept", "application/json")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    if status == 200 {
+        let signature = Signature::from_hex(body["signature"].as_str().unwrap()).unwrap();
+        let mainnet = ferrosigner_consensus::Network::by_name("mainnet").unwrap();
+        let root = ferrosigner_consensus::prepare(request.to_string().as_bytes(), &mainnet)
+            .unwrap()
+            .signing_root;
+        assert!(
+            signature.verify(&PublicKey::from_hex(&pubkey).unwrap(), &root),
+            "the signature of {pubkey} does not verify"
+        );
+    }
+    status
+}
+
+async fn public_keys(running: &Running) -> Vec<String> {
+    let mut keys: Vec<String> = reqwest::get(url(running, "/api/v1/eth2/publicKeys"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+async fn healthcheck(running: &Running) -> (u16, Value) {
+    let response = reqwest::get(url(running, "/healthcheck")).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn vault_check(health: &Value) -> &Value {
+    health["checks"][1]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "hashicorp-bulk-loading")
+        .unwrap_or_else(|| panic!("no Vault sub-check: {health}"))
+}
+
+/// The Vault failures, as `(secret, reason)`.
+fn vault_failures(running: &Running) -> Vec<(String, String)> {
+    running
+        .signer
+        .keys()
+        .load_state()
+        .failures
+        .into_iter()
+        .filter(|f| f.kind == SourceKind::Vault)
+        .map(|f| (f.file.display().to_string(), f.reason))
+        .collect()
+}
+
+async fn reload(running: &Running) -> Value {
+    let client = reqwest::Client::new();
+    let response = client.post(url(running, "/reload")).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    for _ in 0..1500 {
+        let status: Value = client
+            .get(url(running, "/reload"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] != "running" {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("reload did not finish");
+}
+
+fn sorted_hex(keys: &[SecretKey]) -> Vec<String> {
+    let mut hex: Vec<String> = keys.iter().map(|k| k.public_key().to_hex()).collect();
+    hex.sort();
+    hex
+}
+
+/// 200 keys under `validators/` (a quarter in a sub-folder), one secret that is not a key, and one key outside
+/// the folder: the 200 load and sign, the bad secret is named, the outside key is not loaded; the keys are
+/// read-only; `/reload` loads a key added to Vault and drops one deleted from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bulk_source_loads_every_key_under_its_folder_and_reload_follows_vault() {
+    let Some(bao) = Bao::dev().await else {
+        return;
+    };
+    let keys: Vec<SecretKey> = (0..200).map(|_| random_key()).collect();
+    for (i, sk) in keys.iter().enumerate() {
+        let path = if i % 4 == 0 {
+            format!("validators/sub/key-{i:03}")
+        } else {
+            format!("validators/key-{i:03}")
+        };
+        bao.put_secret(&path, json!({ "value": key_hex(sk) })).await;
+    }
+    bao.put_secret("validators/not-a-key", json!({ "value": "0x1234" }))
+        .await;
+    let outside = random_key();
+    bao.put_secret("elsewhere/key", json!({ "value": key_hex(&outside) }))
+        .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", bao.token)).unwrap();
+    let address = bao.url();
+    let running = start(
+        &dir.path().join("data"),
+        &[
+            "--vault-address",
+            &address,
+            "--vault-kv-path",
+            "validators",
+            "--vault-token-file",
+            token_file.to_str().unwrap(),
+            "--vault-parallelism",
+            "16",
+        ],
+    )
+    .await;
+
+    assert_eq!(public_keys(&running).await, sorted_hex(&keys));
+    for sk in [&keys[0], &keys[1], &keys[199]] {
+        assert_eq!(sign_and_verify(&running, sk).await, 200);
+    }
+    assert_eq!(sign_and_verify(&running, &outside).await, 404);
+    let failures = vault_failures(&running);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, "secret/validators/not-a-key");
+    let (status, health) = healthcheck(&running).await;
+    assert_eq!(
+        status, 200,
+        "one bad secret does not turn the signer DOWN: {health}"
+    );
+    let check = vault_check(&health);
+    assert_eq!(check["status"], "DOWN", "{check}");
+    assert_eq!(check["data"]["keys-loaded"], 200, "{check}");
+    assert_eq!(check["data"]["error-count"], 1, "{check}");
+
+    let (status, listing) = km(&running, Method::GET, None).await;
+    assert_eq!(status, 200);
+    let listed = listing["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 200);
+    assert!(listed.iter().all(|k| k["readonly"] == true), "{listing}");
+    let (status, deleted) = km(
+        &running,
+        Method::DELETE,
+        Some(json!({ "pubkeys": [keys[5].public_key().to_hex()] })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(deleted["data"][0]["status"], "error", "{deleted}");
+    assert_eq!(sign_and_verify(&running, &keys[5]).await, 200);
+
+    // Vault changes: one key added, one deleted, the bad secret fixed.
+    let added = random_key();
+    bao.put_secret("validators/sub/added", json!({ "value": key_hex(&added) }))
+        .await;
+    bao.call_ok(
+        Method::DELETE,
+        "secret/metadata/validators/key-001",
+        json!(null),
+    )
+    .await;
+    let fixed = random_key();
+    bao.put_secret("validators/not-a-key", json!({ "value": key_hex(&fixed) }))
+        .await;
+    let status = reload(&running).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["added"], 2, "{status}");
+    assert_eq!(status["removed"], 1, "{status}");
+    assert_eq!(sign_and_verify(&running, &added).await, 200);
+    assert_eq!(sign_and_verify(&running, &fixed).await, 200);
+    assert_eq!(sign_and_verify(&running, &keys[1]).await, 404);
+    assert!(vault_failures(&running).is_empty());
+    running.shutdown().await;
+}
+
+/// AppRole login instead of a token file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bulk_source_logs_in_with_approle() {
+    let Some(bao) = Bao::dev().await else {
+        return;
+    };
+    let keys: Vec<SecretKey> = (0..3).map(|_| random_key()).collect();
+    for (i, sk) in keys.iter().enumerate() {
+        bao.put_secret(&format!("validators/k{i}"), json!({ "value": key_hex(sk) }))
+            .await;
+    }
+    let policy = r#"path "secret/data/validators/*" { capabilities = ["read"] }
+path "secret/metadata/validators/*" { capabilities = ["list"] }
+path "secret/metadata/validators" { capabilities = ["list"] }"#;
+    bao.call_ok(Method::POST, "sys/auth/approle", json!({"type": "approle"}))
+        .await;
+    bao.call_ok(
+        Method::PUT,
+        "sys/policies/acl/validators-read",
+        json!({ "policy": policy }),
+    )
+    .await;
+    bao.call_ok(
+        Method::POST,
+        "auth/approle/role/signer",
+        json!({ "token_policies": ["validators-read"] }),
+    )
+    .await;
+    let body = bao
+        .call_ok(Method::GET, "auth/approle/role/signer/role-id", json!(null))
+        .await;
+    let role_id = body["data"]["role_id"].as_str().unwrap().to_owned();
+    let body = bao
+        .call_ok(
+            Method::POST,
+            "auth/approle/role/signer/secret-id",
+            json!({}),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_id_file = dir.path().join("secret-id");
+    std::fs::write(&secret_id_file, body["data"]["secret_id"].as_str().unwrap()).unwrap();
+
+    let address = bao.url();
+    let running = start(
+        &dir.path().join("data"),
+        &[
+            "--vault-address",
+            &address,
+            "--vault-kv-path",
+            "validators",
+            "--vault-approle-role-id",
+            &role_id,
+            "--vault-approle-secret-id-file",
+            secret_id_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(public_keys(&running).await, sorted_hex(&keys));
+    assert_eq!(sign_and_verify(&running, &keys[2]).await, 200);
+    running.shutdown().await;
+}
+
+/// A wrong token loads nothing, says why without the token, and turns `/healthcheck` DOWN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_loads_nothing_and_says_why() {
+    let Some(bao) = Bao::dev().await else {
+        return;
+    };
+    bao.put_secret("validators/k", json!({ "value": key_hex(&random_key()) }))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "wrong-token-0123456789").unwrap();
+    let address = bao.url();
+    let started = std::time::Instant::now();
+    let running = start(
+        &dir.path().join("data"),
+        &[
+            "--vault-address",
+            &address,
+            "--vault-kv-path",
+            "validators",
+            "--vault-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "a refused token is not retried"
+    );
+    assert!(public_keys(&running).await.is_empty());
+    let failures = vault_failures(&running);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let reason = &failures[0].1;
+    assert!(reason.contains("cannot list the keys in Vault"), "{reason}");
+    assert!(
+        reason.contains("403") || reason.contains("denied"),
+        "{reason}"
+    );
+    assert!(!reason.contains("wrong-token"), "{reason}");
+    let (status, health) = healthcheck(&running).await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "DOWN", "{health}");
+    running.shutdown().await;
+}
+
+/// A Vault that does not answer: the listing is retried, then reported; `/healthcheck` is DOWN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_that_does_not_answer_is_retried_then_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "some-token").unwrap();
+    let address = format!("http://127.0.0.1:{}", common::free_port());
+    let started = std::time::Instant::now();
+    let running = start(
+        &dir.path().join("data"),
+        &[
+            "--vault-address",
+            &address,
+            "--vault-kv-path",
+            "validators",
+            "--vault-token-file",
+            token_file.to_str().unwrap(),
+            "--vault-timeout-ms",
+            "500",
+        ],
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_millis(500),
+        "the listing was not retried ({elapsed:?})"
+    );
+    let failures = vault_failures(&running);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].1.contains("cannot list the keys in Vault"));
+    let (status, health) = healthcheck(&running).await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(vault_check(&health)["status"], "DOWN");
+    running.shutdown().await;
+}
+
+/// `type: hashicorp` key config documents read their own secret; a document naming a missing field is
+/// reported by file and document while the other loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashicorp_key_configs_read_their_secret() {
+    let Some(bao) = Bao::dev().await else {
+        return;
+    };
+    let sk = random_key();
+    bao.put_secret("single", json!({ "value": key_hex(&sk) }))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let configs = dir.path().join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    let document = |key_name: &str| {
+        format!(
+            "type: hashicorp\nserverHost: 127.0.0.1\nserverPort: {}\ntlsEnabled: false\n\
+             keyPath: /v1/secret/data/single\nkeyName: {key_name}\ntoken: {}\n",
+            bao.port, bao.token
+        )
+    };
+    std::fs::write(
+        configs.join("vault.yaml"),
+        format!("{}---\n{}", document("value"), document("missing")),
+    )
+    .unwrap();
+    let running = start(
+        &dir.path().join("data"),
+        &["--key-config-path", configs.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(sign_and_verify(&running, &sk).await, 200);
+    let failures: Vec<_> = running
+        .signer
+        .keys()
+        .load_state()
+        .failures
+        .into_iter()
+        .filter(|f| f.kind == SourceKind::KeyConfig)
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].document, Some(2));
+    assert!(failures[0].reason.contains("missing"), "{failures:?}");
+    assert!(!failures[0].reason.contains(&bao.token));
+    running.shutdown().await;
+}
