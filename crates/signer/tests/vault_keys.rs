@@ -7,66 +7,19 @@ mod common;
 #[path = "../../vault/tests/common/mod.rs"]
 mod openbao;
 
-use std::path::Path;
-
-use common::{fork_info, km, run_args};
+use common::{
+    healthcheck, km, reload, sign_randao_verified, start_running as start, sub_check, url_of as url,
+};
 use ferrosigner::Running;
 use ferrosigner::keys::SourceKind;
-use ferrosigner_bls::{PublicKey, SecretKey, Signature};
+use ferrosigner_bls::SecretKey;
 use openbao::{Bao, key_hex, random_key};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn start(data: &Path, extra: &[&str]) -> Running {
-    let mut args = vec![
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--http-listen-port",
-        "0",
-        "--metrics-listen-port",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    let running = ferrosigner::start(run_args(&args)).await.unwrap();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        running.wait_keys_loaded(),
-    )
-    .await
-    .unwrap();
-    running
-}
-
-fn url(running: &Running, path: &str) -> String {
-    format!("http://{}{path}", running.http_addr)
-}
-
-/// Signs a RANDAO reveal with `sk`'s public key; on 200 checks the signature. Returns the status.
+/// Signs with `sk`'s key and verifies the signature; the status.
 async fn sign_and_verify(running: &Running, sk: &SecretKey) -> u16 {
-    let pubkey = sk.public_key().to_hex();
-    let request =
-        json!({"type": "RANDAO_REVEAL", "fork_info": fork_info(), "randao_reveal": {"epoch": "7"}});
-    let response = reqwest::Client::new()
-        .post(url(running, &format!("/api/v1/eth2/sign/{pubkey}")))
-        .header("Accept", "application/json")
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    if status == 200 {
-        let signature = Signature::from_hex(body["signature"].as_str().unwrap()).unwrap();
-        let mainnet = ferrosigner_consensus::Network::by_name("mainnet").unwrap();
-        let root = ferrosigner_consensus::prepare(request.to_string().as_bytes(), &mainnet)
-            .unwrap()
-            .signing_root;
-        assert!(
-            signature.verify(&PublicKey::from_hex(&pubkey).unwrap(), &root),
-            "the signature of {pubkey} does not verify"
-        );
-    }
-    status
+    sign_randao_verified(running, &sk.public_key().to_hex()).await
 }
 
 async fn public_keys(running: &Running) -> Vec<String> {
@@ -80,18 +33,8 @@ async fn public_keys(running: &Running) -> Vec<String> {
     keys
 }
 
-async fn healthcheck(running: &Running) -> (u16, Value) {
-    let response = reqwest::get(url(running, "/healthcheck")).await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
-
 fn vault_check(health: &Value) -> &Value {
-    health["checks"][1]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "hashicorp-bulk-loading")
-        .unwrap_or_else(|| panic!("no Vault sub-check: {health}"))
+    sub_check(health, "hashicorp-bulk-loading")
 }
 
 /// The Vault failures, as `(secret, reason)`.
@@ -105,27 +48,6 @@ fn vault_failures(running: &Running) -> Vec<(String, String)> {
         .filter(|f| f.kind == SourceKind::Vault)
         .map(|f| (f.file.display().to_string(), f.reason))
         .collect()
-}
-
-async fn reload(running: &Running) -> Value {
-    let client = reqwest::Client::new();
-    let response = client.post(url(running, "/reload")).send().await.unwrap();
-    assert_eq!(response.status(), 202);
-    for _ in 0..1500 {
-        let status: Value = client
-            .get(url(running, "/reload"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["status"] != "running" {
-            return status;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("reload did not finish");
 }
 
 fn sorted_hex(keys: &[SecretKey]) -> Vec<String> {

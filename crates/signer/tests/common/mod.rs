@@ -370,3 +370,106 @@ impl TestCa {
         (cert.pem(), key.serialize_pem())
     }
 }
+
+/// A signer started in this process on `data` with free ports plus `extra` flags, its start-up keys loaded.
+pub async fn start_running(data: &Path, extra: &[&str]) -> Running {
+    let mut args = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--http-listen-port",
+        "0",
+        "--metrics-listen-port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let running = ferrosigner::start(run_args(&args)).await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        running.wait_keys_loaded(),
+    )
+    .await
+    .unwrap();
+    running
+}
+
+/// `http://<signing API address>` + path.
+pub fn url_of(running: &Running, path: &str) -> String {
+    format!("http://{}{path}", running.http_addr)
+}
+
+fn randao(epoch: u64) -> Value {
+    serde_json::json!({"type": "RANDAO_REVEAL", "fork_info": fork_info(), "randao_reveal": {"epoch": epoch.to_string()}})
+}
+
+/// Signs a RANDAO reveal with `pubkey`; on 200 checks the signature against `pubkey` and the request's signing
+/// root. Returns the status.
+pub async fn sign_randao_verified(running: &Running, pubkey: &str) -> u16 {
+    let request = randao(7);
+    let response = reqwest::Client::new()
+        .post(url_of(running, &format!("/api/v1/eth2/sign/{pubkey}")))
+        .header("Accept", "application/json")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    if status == 200 {
+        let signature =
+            ferrosigner_bls::Signature::from_hex(body["signature"].as_str().unwrap()).unwrap();
+        let mainnet = ferrosigner_consensus::Network::by_name("mainnet").unwrap();
+        let root = ferrosigner_consensus::prepare(request.to_string().as_bytes(), &mainnet)
+            .unwrap()
+            .signing_root;
+        assert!(
+            signature.verify(
+                &ferrosigner_bls::PublicKey::from_hex(pubkey).unwrap(),
+                &root
+            ),
+            "the signature of {pubkey} does not verify"
+        );
+    }
+    status
+}
+
+/// `GET /healthcheck`: status and body.
+pub async fn healthcheck(running: &Running) -> (u16, Value) {
+    let response = reqwest::get(url_of(running, "/healthcheck")).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// The sub-check `id` of `keys-check` in a `/healthcheck` body.
+pub fn sub_check<'a>(health: &'a Value, id: &str) -> &'a Value {
+    health["checks"][1]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no sub-check {id}: {health}"))
+}
+
+/// Starts `/reload` and waits for it to finish; its final status.
+pub async fn reload(running: &Running) -> Value {
+    let client = reqwest::Client::new();
+    let response = client
+        .post(url_of(running, "/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    for _ in 0..1500 {
+        let status: Value = client
+            .get(url_of(running, "/reload"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] != "running" {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("reload did not finish");
+}
