@@ -166,37 +166,10 @@ async fn the_bulk_source_logs_in_with_approle() {
         bao.put_secret(&format!("validators/k{i}"), json!({ "value": key_hex(sk) }))
             .await;
     }
-    let policy = r#"path "secret/data/validators/*" { capabilities = ["read"] }
-path "secret/metadata/validators/*" { capabilities = ["list"] }
-path "secret/metadata/validators" { capabilities = ["list"] }"#;
-    bao.call_ok(Method::POST, "sys/auth/approle", json!({"type": "approle"}))
-        .await;
-    bao.call_ok(
-        Method::PUT,
-        "sys/policies/acl/validators-read",
-        json!({ "policy": policy }),
-    )
-    .await;
-    bao.call_ok(
-        Method::POST,
-        "auth/approle/role/signer",
-        json!({ "token_policies": ["validators-read"] }),
-    )
-    .await;
-    let body = bao
-        .call_ok(Method::GET, "auth/approle/role/signer/role-id", json!(null))
-        .await;
-    let role_id = body["data"]["role_id"].as_str().unwrap().to_owned();
-    let body = bao
-        .call_ok(
-            Method::POST,
-            "auth/approle/role/signer/secret-id",
-            json!({}),
-        )
-        .await;
+    let (role_id, secret_id) = bao.approle_reading("validators").await;
     let dir = tempfile::tempdir().unwrap();
     let secret_id_file = dir.path().join("secret-id");
-    std::fs::write(&secret_id_file, body["data"]["secret_id"].as_str().unwrap()).unwrap();
+    std::fs::write(&secret_id_file, secret_id).unwrap();
 
     let address = bao.url();
     let running = start(

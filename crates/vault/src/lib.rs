@@ -21,8 +21,6 @@
 //!   bytes ([`SecretKeyBytes`]). This crate does not check that the bytes are a valid BLS scalar:
 //!   the caller makes the key (for example `ferrosigner_bls::SecretKey::from_bytes`) and checks
 //!   its public key.
-//! - [`web3signer`]: [`HashicorpKeyConfig`], the fields of Web3Signer's `type: hashicorp`
-//!   key-config file, turned into a [`VaultConfig`] plus the key's path and field name.
 //!
 //! Secrets (tokens, AppRole secret ids, key fields, key bytes) live in [`zeroize::Zeroizing`]
 //! buffers and never reach an [`Error`], a log line or a `Debug` output. HTTPS needs a CA file
@@ -72,12 +70,10 @@ pub mod key;
 mod response;
 mod tls;
 mod transport;
-pub mod web3signer;
 
 pub use client::{FetchedKey, VaultClient};
 pub use config::{Auth, RetryPolicy, VaultConfig};
 pub use key::{SecretKeyBytes, parse_secret_key_hex};
-pub use web3signer::HashicorpKeyConfig;
 
 /// Everything that can go wrong in this crate.
 ///

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Bao, free_port, key_hex, random_key};
 use ferrosigner_bls::SecretKey;
-use ferrosigner_vault::{Auth, Error, HashicorpKeyConfig, RetryPolicy, VaultClient, VaultConfig};
+use ferrosigner_vault::{Auth, Error, RetryPolicy, VaultClient, VaultConfig};
 use serde_json::json;
 
 async fn root_client(bao: &Bao) -> VaultClient {
@@ -155,7 +155,7 @@ async fn bulk_fetch_of_200_keys_with_sub_folders_and_progress() {
 }
 
 #[tokio::test]
-async fn web3signer_key_config_reads_one_key() {
+async fn a_key_is_read_by_its_full_api_path_and_field() {
     let Some(bao) = Bao::dev().await else { return };
     let sk = random_key();
     bao.put_secret(
@@ -163,36 +163,18 @@ async fn web3signer_key_config_reads_one_key() {
         json!({ "privkey": key_hex(&sk), "value": "other" }),
     )
     .await;
-    let config: HashicorpKeyConfig = serde_json::from_value(json!({
-        "type": "hashicorp",
-        "keyType": "BLS",
-        "serverHost": "127.0.0.1",
-        "serverPort": bao.port.to_string(),
-        "tlsEnabled": "false",
-        "keyPath": "/v1/secret/data/validators/w3s",
-        "keyName": "privkey",
-        "token": bao.token,
-        "timeout": 5000
-    }))
-    .unwrap();
-    let vault_config = config.vault_config().unwrap();
+    // What a Web3Signer `hashicorp` key config names: the full API path and the field.
+    let (key_path, key_name) = ("/v1/secret/data/validators/w3s", "privkey");
+    let mut vault_config = VaultConfig::new(bao.url(), Auth::token(bao.token.clone()));
+    vault_config.request_timeout = Duration::from_millis(5000);
     let client = VaultClient::connect(vault_config.clone()).await.unwrap();
-    let key = client
-        .read_key(config.key_path(), config.key_name())
-        .await
-        .unwrap();
+    let key = client.read_key(key_path, key_name).await.unwrap();
     assert_eq!(key.expose(), &*sk.to_bytes());
-    let field = client
-        .read_field(config.key_path(), config.key_name())
-        .await
-        .unwrap();
+    let field = client.read_field(key_path, key_name).await.unwrap();
     assert_eq!(*field, key_hex(&sk));
 
     // A missing field and a missing secret say which.
-    let e = client
-        .read_key(config.key_path(), "nope")
-        .await
-        .unwrap_err();
+    let e = client.read_key(key_path, "nope").await.unwrap_err();
     assert!(
         matches!(&e, Error::FieldMissing { path, field }
             if path == "secret/data/validators/w3s" && field == "nope"),
@@ -224,7 +206,6 @@ async fn web3signer_key_config_reads_one_key() {
 
     // The token shows nowhere.
     for shown in [
-        format!("{config:?}"),
         format!("{vault_config:?}"),
         format!("{client:?}"),
         format!("{e:?} {e}"),
@@ -364,33 +345,7 @@ async fn token_files_and_approle_login() {
     );
 
     // AppRole: enabled, a read-only policy, a role, its role id and a secret id, all through the API.
-    use reqwest::Method;
-    let policy = r#"path "secret/data/validators/*" { capabilities = ["read"] }
-path "secret/metadata/validators/*" { capabilities = ["list"] }
-path "secret/metadata/validators" { capabilities = ["list"] }"#;
-    bao.call_ok(Method::POST, "sys/auth/approle", json!({"type": "approle"}))
-        .await;
-    bao.call_ok(
-        Method::PUT,
-        "sys/policies/acl/validators-read",
-        json!({ "policy": policy }),
-    )
-    .await;
-    let role = json!({ "token_policies": ["validators-read"], "token_ttl": "10m" });
-    bao.call_ok(Method::POST, "auth/approle/role/signer", role)
-        .await;
-    let body = bao
-        .call_ok(Method::GET, "auth/approle/role/signer/role-id", json!(null))
-        .await;
-    let role_id = body["data"]["role_id"].as_str().unwrap().to_owned();
-    let body = bao
-        .call_ok(
-            Method::POST,
-            "auth/approle/role/signer/secret-id",
-            json!({}),
-        )
-        .await;
-    let secret_id = body["data"]["secret_id"].as_str().unwrap().to_owned();
+    let (role_id, secret_id) = bao.approle_reading("validators").await;
     let secret_id_file = dir.path().join("secret-id");
     std::fs::write(&secret_id_file, format!("{secret_id}\n")).unwrap();
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Bao, key_hex, random_key};
-use ferrosigner_vault::{Auth, Error, HashicorpKeyConfig, VaultClient, VaultConfig};
+use ferrosigner_vault::{Auth, Error, VaultClient, VaultConfig};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -109,23 +109,15 @@ impl Setup {
 }
 
 impl Setup {
-    /// Reads the key as a Web3Signer key config names it: TLS on by default, this known-servers
-    /// file, no CA file.
-    async fn web3signer_read(&self, known_servers: &Path) -> Result<String, Error> {
-        let config: HashicorpKeyConfig = serde_json::from_value(json!({
-            "type": "hashicorp",
-            "serverHost": "127.0.0.1",
-            "serverPort": self.bao.tls_port.unwrap(),
-            "keyPath": "/v1/secret/data/validators/k",
-            "token": self.bao.token,
-            "tlsKnownServersPath": known_servers,
-        }))
-        .unwrap();
-        let client = VaultClient::connect(config.vault_config()?).await?;
-        let key = client
-            .read_key(config.key_path(), config.key_name())
-            .await?;
-        Ok(format!("0x{}", hex::encode(key.expose())))
+    /// Reads the key as a Web3Signer key config with TLS on and this known-servers file (and no CA
+    /// file) names it.
+    async fn known_servers_read(&self, known_servers: &Path) -> Result<String, Error> {
+        let mut config = VaultConfig::new(
+            format!("https://127.0.0.1:{}", self.bao.tls_port.unwrap()),
+            Auth::token(self.bao.token.clone()),
+        );
+        config.known_servers_file = Some(known_servers.to_path_buf());
+        self.read(config).await
     }
 }
 
@@ -263,8 +255,8 @@ async fn known_servers_pinning_accepted_and_wrong_fingerprint_refused() {
 
     // The Web3Signer key config: TLS on by default, the known-servers file.
     let known = setup.dir.path().join("known");
-    let key = setup.web3signer_read(&known).await.unwrap();
+    let key = setup.known_servers_read(&known).await.unwrap();
     assert_eq!(key, setup.key_hex);
-    let e = setup.web3signer_read(&only_wrong).await.unwrap_err();
+    let e = setup.known_servers_read(&only_wrong).await.unwrap_err();
     assert!(matches!(e, Error::TlsHandshake { .. }), "{e}");
 }

@@ -595,11 +595,12 @@ impl Keyring {
         if let Some(dir) = &self.key_config {
             match source::key_config_scan(dir, |_| false) {
                 Ok(scan) => configs = scan,
+                // The whole source failed: no file named (see `LoadFailure::file`).
                 Err(e) => listing_failures.push(LoadFailure {
                     kind: SourceKind::KeyConfig,
-                    file: dir.clone(),
+                    file: PathBuf::new(),
                     document: None,
-                    reason: format!("cannot list key config files: {e}"),
+                    reason: format!("cannot list key config files in {}: {e}", dir.display()),
                 }),
             }
         }

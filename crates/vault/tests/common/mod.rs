@@ -333,6 +333,43 @@ impl Bao {
     }
 }
 
+impl Bao {
+    /// Enables AppRole and makes a role `signer` whose tokens may list and read the secrets under
+    /// `folder` of `secret/`; its role id and a fresh secret id.
+    pub async fn approle_reading(&self, folder: &str) -> (String, String) {
+        use reqwest::Method;
+        let policy = format!(
+            "path \"secret/data/{folder}/*\" {{ capabilities = [\"read\"] }}\n\
+             path \"secret/metadata/{folder}/*\" {{ capabilities = [\"list\"] }}\n\
+             path \"secret/metadata/{folder}\" {{ capabilities = [\"list\"] }}"
+        );
+        self.call_ok(Method::POST, "sys/auth/approle", json!({"type": "approle"}))
+            .await;
+        self.call_ok(
+            Method::PUT,
+            "sys/policies/acl/folder-read",
+            json!({ "policy": policy }),
+        )
+        .await;
+        let role = json!({ "token_policies": ["folder-read"], "token_ttl": "10m" });
+        self.call_ok(Method::POST, "auth/approle/role/signer", role)
+            .await;
+        let body = self
+            .call_ok(Method::GET, "auth/approle/role/signer/role-id", json!(null))
+            .await;
+        let role_id = body["data"]["role_id"].as_str().unwrap().to_owned();
+        let body = self
+            .call_ok(
+                Method::POST,
+                "auth/approle/role/signer/secret-id",
+                json!({}),
+            )
+            .await;
+        let secret_id = body["data"]["secret_id"].as_str().unwrap().to_owned();
+        (role_id, secret_id)
+    }
+}
+
 impl Drop for Bao {
     fn drop(&mut self) {
         self.stop();
