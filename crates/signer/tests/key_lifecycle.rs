@@ -572,17 +572,24 @@ async fn quick_deletions_coalesce_into_few_key_cache_writes() {
     .expect("the import is cached");
     assert!(cache.exists());
     let before = writes();
+    let burst = std::time::Instant::now();
     for k in &keys {
         let (_, answer) = delete(&running, &k.public_key().to_hex()).await;
         assert_eq!(statuses(&answer), ["deleted"]);
     }
+    let burst = burst.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     // One write per deletion before; now requests made while the writer waits or seals fold into one more
-    // write, so the count follows the burst's duration (a 200 ms settle each), not the number of deletions.
+    // write, so the count follows the burst's duration (a 200 ms settle each), not the number of deletions:
+    // about one write per 200 ms of the burst, plus the one pending at its end. On a quiet machine the burst
+    // takes well under a second and half the deletions is the bound; a loaded machine's slower burst is
+    // allowed more writes, in proportion to its duration.
     let after = writes();
+    let settles = u64::try_from(burst.as_millis() / 200).unwrap_or(u64::MAX);
+    let bound = (keys.len() as u64 / 2).max(settles.saturating_add(2));
     assert!(
-        after > before && after - before <= keys.len() as u64 / 2,
-        "{} cache writes for {} deletions",
+        after > before && after - before <= bound,
+        "{} cache writes for {} deletions in {burst:?}",
         after - before,
         keys.len()
     );
