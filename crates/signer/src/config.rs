@@ -249,7 +249,7 @@ pub struct RunArgs {
     #[arg(long, env = "FERROSIGNER_VAULT_NAMESPACE")]
     pub vault_namespace: Option<String>,
 
-    /// Secrets fetched from Vault at once.
+    /// Keys fetched from Vault at once (the secrets of this source and `hashicorp` key config documents).
     #[arg(long, env = "FERROSIGNER_VAULT_PARALLELISM", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub vault_parallelism: u16,

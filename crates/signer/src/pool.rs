@@ -63,20 +63,23 @@ impl SignPool {
         })
     }
 
+    /// Takes room for `n` waiting signatures, all or none.
+    fn reserve(&self, n: usize) -> Result<(), PoolError> {
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w.saturating_add(n) <= self.capacity).then_some(w + n)
+            })
+            .map(|_| ())
+            .map_err(|_| PoolError::Busy)
+    }
+
     /// Signs `message` with `key` on the pool.
     pub async fn sign(
         &self,
         key: Arc<KeyEntry>,
         message: [u8; 32],
     ) -> Result<Signature, PoolError> {
-        let reserved = self
-            .waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.capacity).then_some(n + 1)
-            });
-        if reserved.is_err() {
-            return Err(PoolError::Busy);
-        }
+        self.reserve(1)?;
         let waiting = self.waiting.clone();
         let (tx, rx) = oneshot::channel();
         let hashes = self.hashes.clone();
@@ -102,14 +105,7 @@ impl SignPool {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let reserved = self
-            .waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (w.saturating_add(n) <= self.capacity).then_some(w + n)
-            });
-        if reserved.is_err() {
-            return Err(PoolError::Busy);
-        }
+        self.reserve(n)?;
         let waiting = self.waiting.clone();
         let (tx, rx) = oneshot::channel();
         let hashes = self.hashes.clone();

@@ -542,7 +542,8 @@ impl Keyring {
                 });
             done(result.map_err(|reason| LoadFailure::of(&source, reason)));
         }
-        let at_once = self.vault.as_ref().map_or(8, |v| v.parallelism.max(8));
+        // Remote keys are fetched `--vault-parallelism` at a time (8 without a Vault source).
+        let at_once = self.vault.as_ref().map_or(8, |v| v.parallelism);
         remote::fetch_all(remote, at_once, &self.stopping, |job, fetched| {
             let result = fetched
                 .and_then(|bytes| {

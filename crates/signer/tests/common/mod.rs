@@ -141,13 +141,7 @@ impl TestSigner {
             password_file.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let running = ferrosigner::start(run_args(&args)).await.unwrap();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            running.wait_keys_loaded(),
-        )
-        .await
-        .unwrap();
+        let running = start_args(&args).await;
         TestSigner {
             running,
             dir,
@@ -382,7 +376,12 @@ pub async fn start_running(data: &Path, extra: &[&str]) -> Running {
         "0",
     ];
     args.extend_from_slice(extra);
-    let running = ferrosigner::start(run_args(&args)).await.unwrap();
+    start_args(&args).await
+}
+
+/// A signer started in this process with `args`, its start-up keys loaded (60 s at most).
+async fn start_args(args: &[&str]) -> Running {
+    let running = ferrosigner::start(run_args(args)).await.unwrap();
     tokio::time::timeout(
         std::time::Duration::from_secs(60),
         running.wait_keys_loaded(),
