@@ -16,8 +16,10 @@ use crate::keys::KeyEntry;
 pub const QUEUE_PER_THREAD: usize = 1024;
 
 /// A fixed set of threads (one per core by default) computing signatures in arrival order.
+/// Cheap to clone: clones share the threads, the queue bound and the hash cache.
+#[derive(Clone)]
 pub struct SignPool {
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
     waiting: Arc<AtomicUsize>,
     capacity: usize,
     /// Signing roots hashed to G2, shared by the threads: a root many keys sign is hashed once.
@@ -33,6 +35,23 @@ pub enum PoolError {
     /// The pool went away before answering (only at shutdown).
     #[error("the signing pool stopped")]
     Stopped,
+}
+
+/// Who takes a queued signature ([`SignPool::queue`]).
+pub trait Done: Send + 'static {
+    /// Nobody waits any more: the signature is not computed.
+    fn abandoned(&self) -> bool;
+    /// Takes the signature, or why there is none.
+    fn done(self, signature: Result<Signature, PoolError>);
+}
+
+impl Done for oneshot::Sender<Result<Signature, PoolError>> {
+    fn abandoned(&self) -> bool {
+        self.is_closed()
+    }
+    fn done(self, signature: Result<Signature, PoolError>) {
+        let _ = self.send(signature);
+    }
 }
 
 impl SignPool {
@@ -56,7 +75,7 @@ impl SignPool {
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Self {
-            pool,
+            pool: Arc::new(pool),
             waiting: Arc::new(AtomicUsize::new(0)),
             capacity: capacity.max(1),
             hashes: Arc::new(HashCache::default()),
@@ -79,17 +98,28 @@ impl SignPool {
         key: Arc<KeyEntry>,
         message: [u8; 32],
     ) -> Result<Signature, PoolError> {
-        self.reserve(1)?;
-        let waiting = self.waiting.clone();
         let (tx, rx) = oneshot::channel();
+        self.queue(key, message, tx);
+        rx.await.map_err(|_| PoolError::Stopped)?
+    }
+
+    /// Queues the signature of `message` with `key` and returns at once: a signing thread hands
+    /// the signature to `done`, or `done` gets [`PoolError::Busy`] here when the queue is full.
+    /// Callable from any thread (the SQLite writer queues a committed request's signature this
+    /// way). A `done` that is [`Done::abandoned`] by the time a thread takes it is dropped
+    /// without signing.
+    pub fn queue(&self, key: Arc<KeyEntry>, message: [u8; 32], done: impl Done) {
+        if let Err(e) = self.reserve(1) {
+            return done.done(Err(e));
+        }
+        let waiting = self.waiting.clone();
         let hashes = self.hashes.clone();
         self.pool.spawn(move || {
             waiting.fetch_sub(1, Ordering::AcqRel);
-            if !tx.is_closed() {
-                let _ = tx.send(key.secret.sign_with(&message, &hashes));
+            if !done.abandoned() {
+                done.done(Ok(key.secret.sign_with(&message, &hashes)));
             }
         });
-        rx.await.map_err(|_| PoolError::Stopped)
     }
 
     /// Signs `message` with each of `keys` on the pool (batch signing), answering the signatures in

@@ -1,6 +1,11 @@
 //! The signing pipeline: parse → signing root → key → slashing check-and-insert (committed) → BLS sign.
 //!
-//! A request that fails any step leaves no slashing record and produces no signature. Handlers call
+//! A request that fails any step leaves no slashing record and produces no signature.
+//!
+//! Hand-offs: the HTTP task parses and hashes, then queues the slashing check; where the verdict is
+//! known (on SQLite the writer thread, right after its commit) the permitted signature is queued on
+//! the signing pool, whose thread answers the HTTP task: two hand-offs per request (task → writer →
+//! pool → task), with no async worker between the commit and the signature. Handlers call
 //! [`Signer::sign`] and map [`SignError`] to a status; no rule lives in a handler.
 //!
 //! Batches (one request, many keys; `batch`) run the same steps with the request prepared once and
@@ -13,16 +18,18 @@
 mod batch;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrosigner_bls::{PUBLIC_KEY_LEN, Signature, decode_hex_array};
 use ferrosigner_consensus::{Network, Prepared, SlashingSubject};
-use ferrosigner_slashing::{Refusal, SlashingDb};
+use ferrosigner_slashing::{Check, Refusal, Safe, SlashingDb, Verdict};
+use tokio::sync::oneshot;
 
 use crate::faults::FaultLog;
-use crate::keys::KeyView;
+use crate::keys::{KeyEntry, KeyView};
 use crate::metrics::{Metrics, OperationLabels, RefusalLabels};
-use crate::pool::{PoolError, SignPool};
+use crate::pool::{Done, PoolError, SignPool};
 
 pub use batch::{BATCH_KINDS, BatchItem, BatchRequest, DEFAULT_MAX_BATCH_IDENTIFIERS};
 
@@ -309,20 +316,20 @@ impl Signer {
                 SignError::NotReady
             });
         };
-        if let (Some(db), Some(subject)) = (&self.slashing, prepared.slashing) {
-            let gvr = prepared.genesis_validators_root.ok_or_else(|| {
-                SignError::BadRequest("fork_info.genesis_validators_root is required".into())
-            })?;
-            self.check_slashing(db, gvr, &pubkey_bytes, subject, prepared.signing_root)
-                .await?;
-        }
-        self.pool
-            .sign(key, prepared.signing_root)
-            .await
-            .map_err(|e| match e {
-                PoolError::Busy => SignError::Unavailable(Unavailable::SigningBusy),
-                PoolError::Stopped => SignError::Internal(e.to_string()),
-            })
+        let signature = match (&self.slashing, prepared.slashing) {
+            (Some(db), Some(subject)) => {
+                let gvr = prepared.genesis_validators_root.ok_or_else(|| {
+                    SignError::BadRequest("fork_info.genesis_validators_root is required".into())
+                })?;
+                self.check_and_sign(db, gvr, &pubkey_bytes, key, subject, prepared.signing_root)
+                    .await?
+            }
+            _ => self.pool.sign(key, prepared.signing_root).await,
+        };
+        signature.map_err(|e| match e {
+            PoolError::Busy => SignError::Unavailable(Unavailable::SigningBusy),
+            PoolError::Stopped => SignError::Internal(e.to_string()),
+        })
     }
 
     /// Refuses a request whose `genesis_validators_root` is not the network's (unless any root is
@@ -343,52 +350,96 @@ impl Signer {
         Ok(())
     }
 
-    async fn check_slashing(
+    /// Checks and records `subject` for `key`, and signs once the record is committed: the
+    /// signature is queued on the pool where the verdict is known (on SQLite the writer thread,
+    /// right after its commit), and comes back here in one hand-off. The outer `Err` is the
+    /// slashing verdict or failure (nothing signed); the inner result is the pool's.
+    ///
+    /// The database deadline covers the check only: a request whose record committed in time
+    /// waits for its signature however long the (bounded) queue takes. A request past the
+    /// deadline whose check has not been decided abandons it: unrun, nothing is recorded;
+    /// decided in that very moment, the record stands but no signature is made.
+    async fn check_and_sign(
         &self,
         db: &SlashingDb,
         gvr: [u8; 32],
         pubkey: &[u8; PUBLIC_KEY_LEN],
+        key: Arc<KeyEntry>,
         subject: SlashingSubject,
         signing_root: [u8; 32],
-    ) -> Result<(), SignError> {
+    ) -> Result<Result<Signature, PoolError>, SignError> {
         let start = Instant::now();
-        let operation = match subject {
-            SlashingSubject::Block { .. } => "block",
-            SlashingSubject::Attestation { .. } => "attestation",
+        let (operation, check) = match subject {
+            SlashingSubject::Block { slot } => ("block", Check::Block { slot }),
+            SlashingSubject::Attestation {
+                source_epoch,
+                target_epoch,
+            } => (
+                "attestation",
+                Check::Attestation {
+                    source: source_epoch,
+                    target: target_epoch,
+                },
+            ),
         };
-        let check = async {
-            match subject {
-                SlashingSubject::Block { slot } => {
-                    db.check_block(gvr, pubkey, slot, signing_root).await
-                }
-                SlashingSubject::Attestation {
-                    source_epoch,
-                    target_epoch,
-                } => {
-                    db.check_attestation(gvr, pubkey, source_epoch, target_epoch, signing_root)
-                        .await
-                }
-            }
+        let (tx, rx) = oneshot::channel();
+        let decided = Arc::new(AtomicBool::new(false));
+        let then = SignAfterCheck {
+            tx,
+            key,
+            message: signing_root,
+            pool: self.pool.clone(),
+            start,
+            decided: decided.clone(),
         };
-        let result = self.within_deadline(check).await;
+        let answered = async {
+            db.check_then(gvr, pubkey, check, signing_root, Box::new(then))
+                .await;
+            rx.await
+        };
+        tokio::pin!(answered);
+        let stopped = || Ok(Err(PoolError::Stopped));
+        let checked = match tokio::time::timeout(self.db_deadline, &mut answered).await {
+            Ok(Ok(checked)) => checked,
+            // Decided in time: only the signature is still to come.
+            Err(_) if decided.load(Ordering::Acquire) => match answered.await {
+                Ok(checked) => checked,
+                Err(_) => return stopped(),
+            },
+            // The pool went away without answering (only at shutdown).
+            Ok(Err(_)) if decided.load(Ordering::Acquire) => return stopped(),
+            Ok(Err(_)) => Checked::failed(
+                Ok(Err(ferrosigner_slashing::Error::Unavailable(
+                    "the slashing database writer stopped".into(),
+                ))),
+                start,
+            ),
+            Err(_) => Checked::failed(Err(Unavailable::DatabaseDeadline(self.db_deadline)), start),
+        };
+        self.slashing_verdict(operation, pubkey, checked.verdict, checked.db_time)?;
+        Ok(checked.signature.unwrap_or(Err(PoolError::Stopped)))
+    }
+
+    /// Counts, logs and maps a slashing check's outcome: `Ok` when the record is committed.
+    fn slashing_verdict(
+        &self,
+        operation: &'static str,
+        pubkey: &[u8; PUBLIC_KEY_LEN],
+        outcome: DbOutcome<Safe>,
+        db_time: Duration,
+    ) -> Result<(), SignError> {
         self.metrics
             .slashing_db_duration
             .get_or_create(&OperationLabels { operation })
-            .observe(start.elapsed().as_secs_f64());
-        self.note_database(&result);
-        match result {
+            .observe(db_time.as_secs_f64());
+        self.note_database(&outcome);
+        match outcome {
             Ok(Ok(_)) => {
                 self.metrics.slashing_permitted.inc();
                 Ok(())
             }
             Ok(Err(ferrosigner_slashing::Error::Refused(refusal))) => {
-                let reason = refusal.reason().label();
-                self.metrics
-                    .slashing_prevented
-                    .get_or_create(&RefusalLabels { reason })
-                    .inc();
-                tracing::warn!(pubkey = %format!("0x{}", hex::encode(pubkey)), reason, %refusal, "slashing protection refused a {operation}");
-                Err(SignError::Refused(refusal))
+                Err(self.refused(operation, pubkey, refusal))
             }
             Ok(Err(e @ ferrosigner_slashing::Error::ValueOutOfRange { .. })) => {
                 Err(SignError::BadRequest(e.to_string()))
@@ -396,6 +447,105 @@ impl Signer {
             Ok(Err(e)) => Err(SignError::Unavailable(unavailable(e))),
             Err(deadline) => Err(SignError::Unavailable(deadline)),
         }
+    }
+
+    /// Counts and logs a refusal of slashing protection.
+    fn refused(
+        &self,
+        operation: &'static str,
+        pubkey: &[u8; PUBLIC_KEY_LEN],
+        refusal: Refusal,
+    ) -> SignError {
+        let reason = refusal.reason().label();
+        self.metrics
+            .slashing_prevented
+            .get_or_create(&RefusalLabels { reason })
+            .inc();
+        tracing::warn!(pubkey = %format!("0x{}", hex::encode(pubkey)), reason, %refusal, "slashing protection refused to sign this {operation}");
+        SignError::Refused(refusal)
+    }
+}
+
+/// A slashing check's verdict and, when it permits, the signature made after the commit.
+struct Checked {
+    verdict: DbOutcome<Safe>,
+    /// From the request's start to the verdict.
+    db_time: Duration,
+    /// `None` when the verdict did not permit signing.
+    signature: Option<Result<Signature, PoolError>>,
+}
+
+impl Checked {
+    /// No verdict: the check failed or did not answer in time.
+    fn failed(verdict: DbOutcome<Safe>, start: Instant) -> Self {
+        Checked {
+            verdict,
+            db_time: start.elapsed(),
+            signature: None,
+        }
+    }
+}
+
+/// Takes a slashing verdict where it is known and, when it permits, queues the signature.
+struct SignAfterCheck {
+    tx: oneshot::Sender<Checked>,
+    key: Arc<KeyEntry>,
+    message: [u8; 32],
+    pool: SignPool,
+    start: Instant,
+    /// Set once the verdict is known, before the signature is queued.
+    decided: Arc<AtomicBool>,
+}
+
+impl Verdict for SignAfterCheck {
+    fn abandoned(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn deliver(self: Box<Self>, verdict: Result<Safe, ferrosigner_slashing::Error>) {
+        let db_time = self.start.elapsed();
+        let SignAfterCheck {
+            tx,
+            key,
+            message,
+            pool,
+            decided,
+            ..
+        } = *self;
+        match verdict {
+            Ok(safe) => {
+                decided.store(true, Ordering::Release);
+                pool.queue(key, message, SignedAfterCheck { tx, safe, db_time });
+            }
+            Err(e) => {
+                let _ = tx.send(Checked {
+                    verdict: Ok(Err(e)),
+                    db_time,
+                    signature: None,
+                });
+            }
+        }
+    }
+}
+
+/// Sends a permitted request's signature back, with the verdict that permitted it.
+struct SignedAfterCheck {
+    tx: oneshot::Sender<Checked>,
+    safe: Safe,
+    db_time: Duration,
+}
+
+impl Done for SignedAfterCheck {
+    fn abandoned(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn done(self, signature: Result<Signature, PoolError>) {
+        let _ = self.tx.send(Checked {
+            verdict: Ok(Ok(self.safe)),
+            db_time: self.db_time,
+            signature: Some(signature),
+        });
     }
 }
 

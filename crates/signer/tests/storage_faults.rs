@@ -288,21 +288,29 @@ async fn a_postgres_outage_answers_503_within_the_deadline_logs_once_and_recover
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_whose_client_hung_up_while_the_database_was_busy_is_neither_recorded_nor_signed()
-{
-    use tokio::io::AsyncWriteExt;
+/// A SQLite signer with database deadline `timeout_ms` that has signed target 1 of its key, and
+/// another process's connection holding the database's write lock, so the signer's checks wait.
+async fn signer_with_a_locked_database(
+    timeout_ms: &str,
+) -> (TestSigner, String, rusqlite::Connection) {
     let signer = TestSigner::start(
         &[secret(key_hex())],
-        &["--slashing-protection-db-timeout-ms", "20000"],
+        &["--slashing-protection-db-timeout-ms", timeout_ms],
     )
     .await;
     let pk = secret(key_hex()).public_key().to_hex();
     assert_eq!(signer.sign(&pk, &attestation(0, 1, 1)).await.0, 200);
-    // Another process holds the database's write lock: the signer's check waits for it.
     let db_file = signer.dir.path().join("data/slashing-protection.sqlite");
     let lock = rusqlite::Connection::open(&db_file).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    (signer, pk, lock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_hung_up_while_the_database_was_busy_is_neither_recorded_nor_signed()
+{
+    use tokio::io::AsyncWriteExt;
+    let (signer, pk, lock) = signer_with_a_locked_database("20000").await;
     let body = attestation(1, 2, 1).to_string();
     let mut stream = tokio::net::TcpStream::connect(signer.running.http_addr)
         .await
@@ -325,6 +333,27 @@ async fn a_request_whose_client_hung_up_while_the_database_was_busy_is_neither_r
     lock.execute_batch("ROLLBACK").unwrap();
     drop(lock);
     // Target 2 was never recorded: another attestation for it is not a double vote.
+    let (status, body) = signer.sign(&pk, &attestation(1, 2, 2)).await;
+    assert_eq!(status, 200, "{body}");
+    signer.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_past_the_deadline_answers_503_and_is_not_recorded_when_the_database_frees_up() {
+    let (signer, pk, lock) = signer_with_a_locked_database("300").await;
+    let started = Instant::now();
+    let (status, body) = signer.sign(&pk, &attestation(1, 2, 1)).await;
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.to_string().contains("did not answer within 300 ms"),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(2), "answered after {took:?}");
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    // The writer reached the abandoned check after the lock cleared and did not run it: target 2
+    // was never recorded, so another attestation for it is not a double vote.
     let (status, body) = signer.sign(&pk, &attestation(1, 2, 2)).await;
     assert_eq!(status, 200, "{body}");
     signer.running.shutdown().await;

@@ -114,6 +114,46 @@ fn check_range(what: &'static str, value: u64) -> Result<(), Error> {
     }
 }
 
+/// What one check-and-record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// A block proposal at `slot`.
+    Block {
+        /// The block's slot.
+        slot: u64,
+    },
+    /// An attestation from `source` to `target` (epochs).
+    Attestation {
+        /// The source epoch.
+        source: u64,
+        /// The target epoch.
+        target: u64,
+    },
+}
+
+impl Check {
+    fn in_range(self) -> Result<(), Error> {
+        match self {
+            Check::Block { slot } => check_range("slot", slot),
+            Check::Attestation { source, target } => {
+                check_range("source epoch", source)?;
+                check_range("target epoch", target)
+            }
+        }
+    }
+}
+
+/// Where the verdict of [`SlashingDb::check_then`] goes.
+pub trait Verdict: Send + 'static {
+    /// Whether nobody waits for the verdict any more. A SQLite check whose verdict is abandoned
+    /// when the writer reaches it is not run, so nothing is recorded for it.
+    fn abandoned(&self) -> bool;
+    /// Takes the final verdict: `Ok` once the record is committed durably, otherwise the refusal
+    /// or the failure (nothing recorded). On SQLite this runs on the writer thread, so it must
+    /// return at once: hand any longer work to another thread.
+    fn deliver(self: Box<Self>, verdict: Result<Safe, Error>);
+}
+
 /// A handle to the slashing-protection database. Cheap to clone; all clones share one store.
 #[derive(Clone)]
 pub enum SlashingDb {
@@ -201,7 +241,7 @@ impl SlashingDb {
         slot: u64,
         signing_root: Root,
     ) -> Result<Safe, Error> {
-        check_range("slot", slot)?;
+        Check::Block { slot }.in_range()?;
         match self {
             SlashingDb::Sqlite(s) => s.check_block(gvr, *pubkey, slot, signing_root).await,
             SlashingDb::Postgres(p) => p.check_block(gvr, pubkey, slot, signing_root).await,
@@ -217,8 +257,7 @@ impl SlashingDb {
         target: u64,
         signing_root: Root,
     ) -> Result<Safe, Error> {
-        check_range("source epoch", source)?;
-        check_range("target epoch", target)?;
+        Check::Attestation { source, target }.in_range()?;
         match self {
             SlashingDb::Sqlite(s) => {
                 s.check_attestation(gvr, *pubkey, source, target, signing_root)
@@ -227,6 +266,40 @@ impl SlashingDb {
             SlashingDb::Postgres(p) => {
                 p.check_attestation(gvr, pubkey, source, target, signing_root)
                     .await
+            }
+        }
+    }
+
+    /// Checks `check` for `pubkey` and records it, then hands the final verdict to `then` instead
+    /// of answering: the same check-and-record as [`SlashingDb::check_block`] and
+    /// [`SlashingDb::check_attestation`], for callers that want the next step to start where the
+    /// verdict is known. On SQLite `then` runs on the writer thread right after the commit (a
+    /// committed `Ok` is durable by then); a `then` that is [`Verdict::abandoned`] when the writer
+    /// reaches it is dropped unrun and nothing is recorded. On PostgreSQL `then` runs on the
+    /// awaiting task. The future returns once the check is queued (SQLite) or done (PostgreSQL);
+    /// dropping it does not stop a queued SQLite check (abandon the verdict for that).
+    pub async fn check_then(
+        &self,
+        gvr: Root,
+        pubkey: &Pubkey,
+        check: Check,
+        signing_root: Root,
+        then: Box<dyn Verdict>,
+    ) {
+        if let Err(e) = check.in_range() {
+            return then.deliver(Err(e));
+        }
+        match self {
+            SlashingDb::Sqlite(s) => s.check_then(gvr, *pubkey, check, signing_root, then),
+            SlashingDb::Postgres(p) => {
+                let verdict = match check {
+                    Check::Block { slot } => p.check_block(gvr, pubkey, slot, signing_root).await,
+                    Check::Attestation { source, target } => {
+                        p.check_attestation(gvr, pubkey, source, target, signing_root)
+                            .await
+                    }
+                };
+                then.deliver(verdict)
             }
         }
     }
@@ -248,8 +321,7 @@ impl SlashingDb {
         target: u64,
         signing_root: Root,
     ) -> Result<Vec<Result<Safe, Refusal>>, Error> {
-        check_range("source epoch", source)?;
-        check_range("target epoch", target)?;
+        Check::Attestation { source, target }.in_range()?;
         let mut unique = pubkeys.to_vec();
         unique.sort_unstable();
         unique.dedup();

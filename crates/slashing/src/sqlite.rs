@@ -30,7 +30,7 @@ use crate::rules::{
 };
 use crate::stored::{opt_u64, to_i64, to_u64};
 use crate::watermarks::{Bounds, Maxima, with_watermark_records};
-use crate::{Error, HighWatermark, Pubkey, Refusal, Root, Safe, Watermarks};
+use crate::{Check, Error, HighWatermark, Pubkey, Refusal, Root, Safe, Verdict, Watermarks};
 
 /// The schema, one script per version: a new database runs them all, an older one the rest.
 const SCHEMA: [&str; 2] = [
@@ -44,8 +44,70 @@ const MAX_BATCH: usize = 4096;
 pub const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
 type Reply = Box<dyn FnOnce(Result<(), Error>) + Send>;
-/// A request for the writer: runs inside the batch and returns how to answer after the commit.
-type Job = Box<dyn FnOnce(&Batch<'_>) -> Reply + Send>;
+/// A request for the writer.
+type Job = Box<dyn Request>;
+
+/// A request for the writer: runs inside the batch and returns how to answer after the commit, or
+/// is refused unrun when it cannot be queued.
+trait Request: Send {
+    fn run(self: Box<Self>, batch: &Batch<'_>) -> Reply;
+    fn refuse(self: Box<Self>, e: Error);
+}
+
+/// Who takes a request's answer after the commit.
+trait Answer<T>: Send + 'static {
+    /// Nobody waits any more: the request is not run.
+    fn abandoned(&self) -> bool;
+    fn answer(self, result: Result<T, Error>);
+}
+
+impl<T: Send + 'static> Answer<T> for oneshot::Sender<Result<T, Error>> {
+    fn abandoned(&self) -> bool {
+        self.is_closed()
+    }
+    fn answer(self, result: Result<T, Error>) {
+        let _ = self.send(result);
+    }
+}
+
+/// A check's answer, handed on to a [`Verdict`].
+struct ToVerdict(Box<dyn Verdict>);
+
+impl Answer<Result<Safe, Refusal>> for ToVerdict {
+    fn abandoned(&self) -> bool {
+        self.0.abandoned()
+    }
+    fn answer(self, result: Result<Result<Safe, Refusal>, Error>) {
+        self.0
+            .deliver(result.and_then(|v| v.map_err(Error::Refused)))
+    }
+}
+
+/// One closure run in the batch, answered through `A`.
+struct Call<F, A> {
+    f: F,
+    answer: A,
+}
+
+impl<T, F, A> Request for Call<F, A>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    A: Answer<T>,
+{
+    fn run(self: Box<Self>, batch: &Batch<'_>) -> Reply {
+        let Call { f, answer } = *self;
+        if answer.abandoned() {
+            // Nobody waits for the answer any more: record nothing.
+            return Box::new(|_| {});
+        }
+        let result = batch.run(f);
+        Box::new(move |committed: Result<(), Error>| answer.answer(committed.and(result)))
+    }
+    fn refuse(self: Box<Self>, e: Error) {
+        self.answer.answer(Err(e))
+    }
+}
 
 /// The open transaction a job runs in.
 struct Batch<'c> {
@@ -215,7 +277,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             poisoned: Cell::new(false),
             failed,
         };
-        let replies: Vec<Reply> = jobs.into_iter().map(|job| job(&batch)).collect();
+        let replies: Vec<Reply> = jobs.into_iter().map(|job| job.run(&batch)).collect();
         let outcome = if !began {
             Err(batch.failed.clone().unwrap_or_else(stopped))
         } else if batch.poisoned.get() {
@@ -810,27 +872,51 @@ impl SqliteStore {
         Ok(Self { tx })
     }
 
+    /// Queues a request for the writer's next batch; gives it back with the reason when it
+    /// cannot be queued.
+    fn submit(&self, job: Job) -> Result<(), (Job, Error)> {
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(job) => (job, Error::Busy),
+            mpsc::TrySendError::Disconnected(job) => (job, stopped()),
+        })
+    }
+
     /// Runs `f` in the writer's current batch; answers after the batch commits.
     async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel::<Result<T, Error>>();
-        let job: Job = Box::new(move |batch: &Batch<'_>| {
-            if tx.is_closed() {
-                // Nobody waits for the answer any more: record nothing.
-                return Box::new(|_| {});
-            }
-            let result = batch.run(f);
-            Box::new(move |committed: Result<(), Error>| {
-                let _ = tx.send(committed.and(result));
-            })
-        });
-        self.tx.try_send(job).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => Error::Busy,
-            mpsc::TrySendError::Disconnected(_) => stopped(),
-        })?;
+        self.submit(Box::new(Call { f, answer: tx }))
+            .map_err(|(_, e)| e)?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// Queues a check whose verdict goes to `then` (see `SlashingDb::check_then`).
+    pub fn check_then(
+        &self,
+        gvr: Root,
+        pubkey: Pubkey,
+        check: Check,
+        root: Root,
+        then: Box<dyn Verdict>,
+    ) {
+        let answer = ToVerdict(then);
+        let job: Job = match check {
+            Check::Block { slot } => Box::new(Call {
+                f: move |c: &Connection| check_block_tx(c, gvr, &pubkey, slot, root),
+                answer,
+            }),
+            Check::Attestation { source, target } => Box::new(Call {
+                f: move |c: &Connection| {
+                    check_attestation_tx(c, gvr, &pubkey, source, target, root)
+                },
+                answer,
+            }),
+        };
+        if let Err((job, e)) = self.submit(job) {
+            job.refuse(e);
+        }
     }
 
     /// Checks and records a block proposal (see `SlashingDb::check_block`).

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{SignError, Signer, Unavailable, truncate, unavailable};
-use crate::metrics::{OperationLabels, RefusalLabels};
+use crate::metrics::OperationLabels;
 use crate::pool::PoolError;
 
 /// Identifiers a batch may hold unless configured otherwise (`--max-batch-signing-identifiers`).
@@ -230,13 +230,11 @@ impl Signer {
                                     self.metrics.slashing_permitted.inc();
                                 }
                                 Err(refusal) => {
-                                    let reason = refusal.reason().label();
-                                    self.metrics
-                                        .slashing_prevented
-                                        .get_or_create(&RefusalLabels { reason })
-                                        .inc();
-                                    tracing::warn!(pubkey = %format!("0x{}", hex::encode(key)), reason, %refusal, "slashing protection refused an attestation of a batch");
-                                    pending[*i] = Pending::Done(Err(SignError::Refused(refusal)));
+                                    pending[*i] = Pending::Done(Err(self.refused(
+                                        "attestation",
+                                        key,
+                                        refusal,
+                                    )));
                                 }
                             }
                         }
