@@ -6,11 +6,13 @@
 //! cached) the keystores the server loads; [`server`] starts the release binary on free 127.0.0.1 ports
 //! and reads its CPU time and memory from `/proc`; [`load`] drives it over keep-alive HTTP/1.1
 //! connections ([`http`]) at fixed concurrency or a fixed rate, with signing roots shared across keys or
-//! unique to each; [`pg`] creates a fresh PostgreSQL database and counts transactions and check-function
-//! calls per slashing check; [`duty`] releases the duties of many keys at each slot start and times each
-//! burst; [`import`] measures signing latency while one Keymanager import adds keys to a signer with one
-//! HTTP worker. `main` runs the scenarios in order and renders the tables ([`report`]).
+//! unique to each; [`batch`] sends batches (`POST /api/v1/eth2/sign`) naming every load key with one
+//! ATTESTATION signing request; [`pg`] creates a fresh PostgreSQL database and counts transactions and
+//! check-function calls per slashing check; [`duty`] releases the duties of many keys at each slot start
+//! and times each burst; [`import`] measures signing latency while one Keymanager import adds keys to a
+//! signer with one HTTP worker. `main` runs the scenarios in order and renders the tables ([`report`]).
 
+mod batch;
 mod ceiling;
 mod duty;
 mod http;
@@ -151,7 +153,12 @@ pub struct Scenario {
     pub rows: Vec<PhaseResult>,
     /// PostgreSQL statistics, for that backend.
     pub pg: Option<PgFigures>,
+    /// Batch signing phases (SQLite only).
+    pub batch: Vec<batch::BatchResult>,
 }
+
+/// Connections of the batch phases, one phase each (every connection keeps one batch in flight).
+pub const BATCH_CONNS: [usize; 2] = [2, 4];
 
 /// Round trips of the PostgreSQL scenario.
 #[derive(Debug, Clone, Copy)]
@@ -232,6 +239,11 @@ async fn load_scenario(
         extra.push(os("--slashing-protection-db-url"));
         extra.push(os(&db.url));
     }
+    // The batch phases run on the SQLite scenario's server, after its other phases.
+    let batches = backend == "SQLite" && slashing;
+    if batches {
+        extra.push(os("--enable-batch-signing"));
+    }
     let mut server = Server::spawn(&args.signer, &work_dir.join(&name), &extra)?;
     server
         .wait_healthy(Duration::from_secs(120), Duration::from_millis(20))
@@ -282,7 +294,7 @@ async fn load_scenario(
         let max = rows
             .iter()
             .find(|r| r.kind == shared && matches!(r.mode, Mode::Closed(64)))
-            .map_or(100.0, |r| r.throughput);
+            .map_or(100.0, |r| r.measured.throughput);
         let rate = args.rate.unwrap_or((max / 2.0).max(1.0));
         rows.push(
             load::run_phase(
@@ -295,6 +307,21 @@ async fn load_scenario(
             )
             .await?,
         );
+    }
+    let mut batch_rows = Vec::new();
+    if batches {
+        let ids = Arc::new(pubkeys.clone());
+        for conns in BATCH_CONNS {
+            let r = batch::run_phase(&server, &work, &ids, conns, times).await?;
+            if let Some(problem) = &r.first_problem {
+                eprintln!(
+                    "NOTICE: batch phase with {conns} connections: {} of {} identifiers in the window not signed; first problem seen: {problem}",
+                    r.errors,
+                    r.errors + r.signatures
+                );
+            }
+            batch_rows.push(r);
+        }
     }
     server.stop()?;
     let pg = match (pg_db, xact0) {
@@ -314,6 +341,7 @@ async fn load_scenario(
         slashing,
         rows,
         pg,
+        batch: batch_rows,
     })
 }
 
