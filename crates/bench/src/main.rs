@@ -73,13 +73,11 @@ pub struct Args {
     /// throughput).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// PostgreSQL URL of an existing database; a fresh database is created next to it.
-    #[arg(
-        long,
-        env = "FERROSIGNER_BENCH_PG_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
-    )]
-    pub pg_url: String,
+    /// PostgreSQL URL of a database on an existing server to use (a fresh database is created next to
+    /// it). Without it the PostgreSQL rows run on a private cluster started for the run
+    /// (/usr/lib/postgresql/*/bin/initdb, newest version), removed afterwards.
+    #[arg(long, env = "FERROSIGNER_BENCH_PG_URL")]
+    pub pg_url: Option<String>,
     /// Skip the PostgreSQL scenario.
     #[arg(long)]
     pub no_postgres: bool,
@@ -345,6 +343,35 @@ async fn load_scenario(
     })
 }
 
+/// The PostgreSQL server of the PostgreSQL rows: the one `--pg-url` names, else a private cluster
+/// started here (kept running until the returned guard is stopped or dropped). Returns the guard, the
+/// bench database created on the server, and a description of the server for the report.
+async fn postgres_server(
+    args: &Args,
+) -> anyhow::Result<(Option<pg::PrivateCluster>, pg::BenchDb, String)> {
+    if let Some(url) = &args.pg_url {
+        let db = pg::BenchDb::create(url).await?;
+        let what = format!(
+            "the existing server of `{}` (`--pg-url` / `FERROSIGNER_BENCH_PG_URL`)",
+            pg::redacted(url)
+        );
+        return Ok((None, db, what));
+    }
+    let Some(bin) = pg::server_binaries() else {
+        bail!(
+            "no --pg-url / FERROSIGNER_BENCH_PG_URL, and no PostgreSQL server binaries \
+             (/usr/lib/postgresql/*/bin/initdb) to start a private cluster with"
+        );
+    };
+    let cluster = tokio::task::spawn_blocking(move || pg::PrivateCluster::start(&bin))
+        .await
+        .context("the PostgreSQL start-up task failed")?
+        .context("cannot start a private PostgreSQL cluster")?;
+    let db = pg::BenchDb::create(&cluster.admin_url()).await?;
+    let what = cluster.describe();
+    Ok((Some(cluster), db, what))
+}
+
 fn has_key_cache_flag(signer: &Path) -> bool {
     std::process::Command::new(signer)
         .args(["run", "--help"])
@@ -488,18 +515,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut scenarios = Vec::new();
     let mut pg_note = None;
+    let mut pg_server = None;
     if let Some(load_set) = &load_set {
         scenarios.push(load_scenario(&args, &work_dir, load_set, "SQLite", true, None).await?);
         if args.no_postgres {
             pg_note = Some("skipped (--no-postgres)".to_owned());
         } else {
-            match pg::BenchDb::create(&args.pg_url).await {
-                Ok(db) => {
+            match postgres_server(&args).await {
+                Ok((cluster, db, server)) => {
+                    eprintln!("load: PostgreSQL on {server}");
+                    pg_server = Some(server);
                     let s =
                         load_scenario(&args, &work_dir, load_set, "PostgreSQL", true, Some(&db))
                             .await;
                     let _ = db.drop_db().await;
+                    let stopped = cluster.map_or(Ok(()), |mut c| c.stop());
                     scenarios.push(s?);
+                    stopped.context("cannot stop the private PostgreSQL cluster")?;
                 }
                 Err(e) if ci => {
                     return Err(e.context("PostgreSQL is required under CI=true"));
@@ -575,6 +607,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ceiling: &ceiling,
         scenarios: &scenarios,
         pg_note: pg_note.as_deref(),
+        pg_server: pg_server.as_deref(),
         duty: duty.as_ref(),
         startup: startup.as_ref(),
         import: import.as_ref(),
@@ -593,5 +626,15 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(args))
+    rt.block_on(async {
+        // On Ctrl-C the run is dropped: its servers are killed and a private PostgreSQL cluster is
+        // stopped and removed on the way out.
+        tokio::select! {
+            result = run(args) => result,
+            signal = tokio::signal::ctrl_c() => {
+                signal.context("cannot listen for Ctrl-C")?;
+                bail!("interrupted");
+            }
+        }
+    })
 }

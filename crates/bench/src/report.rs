@@ -27,6 +27,8 @@ pub struct Input<'a> {
     pub scenarios: &'a [Scenario],
     /// Why the PostgreSQL scenario is missing, if it is.
     pub pg_note: Option<&'a str>,
+    /// The PostgreSQL server the scenario ran on, when it ran.
+    pub pg_server: Option<&'a str>,
     /// Slot duty bursts, unless skipped.
     pub duty: Option<&'a DutyResult>,
     /// Start-up and memory, unless skipped.
@@ -177,6 +179,9 @@ pub fn render(input: &Input<'_>) -> String {
         input.args.warmup().as_secs_f64(),
         input.args.load_keys
     );
+    if let Some(server) = input.pg_server {
+        let _ = writeln!(md, "PostgreSQL rows: {server}.\n");
+    }
 
     let _ = writeln!(md, "### Ceiling (step 1, in-process)\n");
     let _ = writeln!(md, "| measure | value |\n|---|---|");

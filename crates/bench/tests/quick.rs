@@ -146,6 +146,7 @@ fn quick_run_writes_every_table() {
             md.contains("| PostgreSQL round trips per slashing check | 1 |"),
             "{md}"
         );
+        assert!(md.contains("PostgreSQL rows: "), "{md}");
     } else {
         assert!(
             stderr.contains("NOTICE: PostgreSQL scenario skipped"),
