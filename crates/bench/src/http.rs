@@ -32,6 +32,11 @@ impl Conn {
 
     /// POSTs a JSON `body` to `path`; returns the status once the whole response body is read.
     pub async fn post(&mut self, path: &str, body: Bytes) -> anyhow::Result<u16> {
+        Ok(self.exchange(path, body).await?.0)
+    }
+
+    /// POSTs a JSON `body` to `path`; returns the status and the response body.
+    pub async fn exchange(&mut self, path: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
         let request = Request::builder()
             .method(Method::POST)
             .uri(path)
@@ -42,8 +47,8 @@ impl Conn {
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
-        response.into_body().collect().await?;
-        Ok(status)
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
     }
 }
 

@@ -12,8 +12,8 @@
 //! latency of a request is measured from its scheduled send time, so queueing is not hidden
 //! (no coordinated omission).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::bail;
@@ -111,6 +111,10 @@ impl Mode {
 pub struct Workload {
     paths: Vec<Arc<str>>,
     rounds: Vec<AtomicU64>,
+    /// The public keys as a JSON array, the `identifiers` of a batch request.
+    identifiers: String,
+    /// Serialises [`Workload::next_batch`], which moves every key's round at once.
+    batch_lock: Mutex<()>,
 }
 
 /// The start of a request body's `fork_info` (mainnet, Electra), up to the genesis validators root.
@@ -131,7 +135,18 @@ impl Workload {
                 .map(|pk| Arc::from(format!("/api/v1/eth2/sign/{pk}")))
                 .collect(),
             rounds: pubkeys.iter().map(|_| AtomicU64::new(0)).collect(),
+            identifiers: serde_json::Value::from(pubkeys).to_string(),
+            batch_lock: Mutex::new(()),
         }
+    }
+
+    /// Messages already recorded per key (mean): the slashing history the next checks run against.
+    pub fn history_per_key(&self) -> f64 {
+        self.rounds
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed) as f64)
+            .sum::<f64>()
+            / self.keys().max(1) as f64
     }
 
     /// How many keys.
@@ -143,6 +158,35 @@ impl Workload {
     pub fn next_request(&self, kind: Kind, index: usize) -> (&str, Bytes) {
         let round = self.rounds[index].fetch_add(1, Ordering::Relaxed);
         (&self.paths[index], Workload::body(kind, index, round))
+    }
+
+    /// The next batch request (`POST /api/v1/eth2/sign`): every key signs one shared-roots ATTESTATION,
+    /// one round past the highest round of any key, and every key moves past it.
+    pub fn next_batch(&self) -> Bytes {
+        let round = {
+            let _serial = self
+                .batch_lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let round = self
+                .rounds
+                .iter()
+                .map(|r| r.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0);
+            for r in &self.rounds {
+                r.fetch_max(round + 1, Ordering::Relaxed);
+            }
+            round
+        };
+        let request = Workload::body(Kind::Attestation(Roots::Shared), 0, round);
+        let mut body = Vec::with_capacity(self.identifiers.len() + request.len() + 40);
+        body.extend_from_slice(br#"{"identifiers":"#);
+        body.extend_from_slice(self.identifiers.as_bytes());
+        body.extend_from_slice(br#","signing_request":"#);
+        body.extend_from_slice(&request);
+        body.push(b'}');
+        Bytes::from(body)
     }
 
     fn body(kind: Kind, index: usize, round: u64) -> Bytes {
@@ -188,29 +232,118 @@ pub struct PhaseResult {
     pub non_ok: u64,
     /// Requests that reached the slashing check (200 or 412), warm-up included.
     pub checks: u64,
+    /// Throughput (answered-200 requests per second), latency and CPU per answered-200 request.
+    pub measured: Measured,
+    /// Where the server's CPU went during the window, when profiled.
+    pub profile: Option<Profile>,
+}
+
+/// What a phase measured in its window: per request answered 200, or per signature of a batch phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
     /// Measurement window in seconds.
     pub window_s: f64,
-    /// Answered-200 requests per second in the window.
+    /// Requests answered 200 (signatures) per second in the window.
     pub throughput: f64,
-    /// Latency percentiles in milliseconds.
+    /// Latency percentiles (of a request, or of a batch) in milliseconds.
     pub p50_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
     /// Maximum.
     pub max_ms: f64,
-    /// Server CPU (utime + stime) per 200 answer in the window, microseconds.
+    /// Server CPU (utime + stime) per 200 answer (signature) in the window, microseconds.
     pub server_cpu_us: f64,
-    /// This client's CPU per 200 answer in the window, microseconds.
+    /// This client's CPU per 200 answer (signature) in the window, microseconds.
     pub client_cpu_us: f64,
     /// Server resident memory at the end of the window.
     pub server_rss_mib: f64,
     /// CPU used by other processes on the machine during the window, as a share of all cores.
     pub other_cpu_share: f64,
-    /// Where the server's CPU went during the window, when profiled.
-    pub profile: Option<Profile>,
     /// Messages already recorded per key when the phase started (mean): the slashing history the
     /// checks run against.
     pub history_per_key: f64,
+}
+
+impl Measured {
+    /// The figures of `ok` answers (signatures) in window `w`, from the window's latencies in
+    /// microseconds, sorted.
+    pub fn new(w: &WindowFigures, sorted_us: &[u32], ok: u64, history_per_key: f64) -> Measured {
+        Measured {
+            window_s: w.seconds,
+            throughput: ok as f64 / w.seconds,
+            p50_ms: percentile(sorted_us, 0.50),
+            p99_ms: percentile(sorted_us, 0.99),
+            max_ms: sorted_us.last().map_or(f64::NAN, |v| *v as f64 / 1000.0),
+            server_cpu_us: us_per(w.server_cpu_s, ok),
+            client_cpu_us: us_per(w.client_cpu_s, ok),
+            server_rss_mib: w.server_rss_mib,
+            other_cpu_share: w.other_cpu_share,
+            history_per_key,
+        }
+    }
+}
+
+/// The CPU counters at the start of a measurement window.
+pub struct Window {
+    server: ProcSample,
+    client: ProcSample,
+    machine_s: f64,
+    start: Instant,
+}
+
+/// What one measurement window saw.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowFigures {
+    /// Wall seconds of the window.
+    pub seconds: f64,
+    /// Server CPU (utime + stime) seconds in the window.
+    pub server_cpu_s: f64,
+    /// This client's CPU seconds in the window.
+    pub client_cpu_s: f64,
+    /// Server resident memory at the end of the window.
+    pub server_rss_mib: f64,
+    /// CPU used by other processes on the machine during the window, as a share of all cores.
+    pub other_cpu_share: f64,
+}
+
+impl Window {
+    /// Samples the server, this process and the machine now.
+    pub fn open(server: &Server) -> anyhow::Result<Window> {
+        Ok(Window {
+            server: server.sample()?,
+            client: sample("self")?,
+            machine_s: machine_busy_s()?,
+            start: Instant::now(),
+        })
+    }
+
+    /// Samples them again: the figures of the window since [`Window::open`].
+    pub fn close(self, server: &Server) -> anyhow::Result<WindowFigures> {
+        let s1 = server.sample()?;
+        let c1 = sample("self")?;
+        let m1 = machine_busy_s()?;
+        let seconds = (Instant::now() - self.start).as_secs_f64();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let server_cpu_s = s1.cpu_s - self.server.cpu_s;
+        let client_cpu_s = c1.cpu_s - self.client.cpu_s;
+        let other = (m1 - self.machine_s) - server_cpu_s - client_cpu_s;
+        Ok(WindowFigures {
+            seconds,
+            server_cpu_s,
+            client_cpu_s,
+            server_rss_mib: s1.rss_mib,
+            other_cpu_share: (other / (seconds * cores)).max(0.0),
+        })
+    }
+}
+
+/// `cpu_s` seconds per `n` events, in microseconds; NaN when there were none.
+fn us_per(cpu_s: f64, n: u64) -> f64 {
+    if n == 0 {
+        f64::NAN
+    } else {
+        cpu_s * 1e6 / n as f64
+    }
 }
 
 struct WorkerOut {
@@ -303,12 +436,7 @@ pub async fn run_phase(
     (warmup, duration): (Duration, Duration),
     perf_out: Option<&std::path::Path>,
 ) -> anyhow::Result<PhaseResult> {
-    let history_per_key = work
-        .rounds
-        .iter()
-        .map(|r| r.load(Ordering::Relaxed) as f64)
-        .sum::<f64>()
-        / work.keys().max(1) as f64;
+    let history_per_key = work.history_per_key();
     let t0 = Instant::now() + Duration::from_millis(50);
     let window_start = t0 + warmup;
     let end = window_start + duration;
@@ -327,19 +455,13 @@ pub async fn run_phase(
         })
         .collect();
     tokio::time::sleep_until(window_start).await;
-    let s0: ProcSample = server.sample()?;
-    let c0 = sample("self")?;
-    let m0 = machine_busy_s()?;
-    let w0 = Instant::now();
+    let window = Window::open(server)?;
     let perf = match perf_out {
         Some(out) => Some(profile::start(server.pid, duration, out)?),
         None => None,
     };
     tokio::time::sleep_until(end).await;
-    let s1 = server.sample()?;
-    let c1 = sample("self")?;
-    let m1 = machine_busy_s()?;
-    let window_s = (Instant::now() - w0).as_secs_f64();
+    let w = window.close(server)?;
     let profile = match (perf, perf_out) {
         (Some(mut child), Some(out)) => {
             child.wait()?;
@@ -347,8 +469,6 @@ pub async fn run_phase(
         }
         _ => None,
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let other = (m1 - m0) - (s1.cpu_s - s0.cpu_s) - (c1.cpu_s - c0.cpu_s);
     let mut latencies = Vec::new();
     let (mut requests, mut ok, mut checks) = (0, 0, 0);
     for h in handles {
@@ -359,30 +479,14 @@ pub async fn run_phase(
         checks += out.checks;
     }
     latencies.sort_unstable();
-    let per_ok = |cpu: f64| {
-        if ok == 0 {
-            f64::NAN
-        } else {
-            cpu * 1e6 / ok as f64
-        }
-    };
     Ok(PhaseResult {
         kind,
         mode,
         requests,
         non_ok: requests - ok,
         checks,
-        window_s,
-        throughput: ok as f64 / window_s,
-        p50_ms: percentile(&latencies, 0.50),
-        p99_ms: percentile(&latencies, 0.99),
-        max_ms: latencies.last().map_or(f64::NAN, |v| *v as f64 / 1000.0),
-        server_cpu_us: per_ok(s1.cpu_s - s0.cpu_s),
-        client_cpu_us: per_ok(c1.cpu_s - c0.cpu_s),
-        server_rss_mib: s1.rss_mib,
-        other_cpu_share: (other / (window_s * cores)).max(0.0),
+        measured: Measured::new(&w, &latencies, ok, history_per_key),
         profile,
-        history_per_key,
     })
 }
 

@@ -6,11 +6,13 @@
 //! cached) the keystores the server loads; [`server`] starts the release binary on free 127.0.0.1 ports
 //! and reads its CPU time and memory from `/proc`; [`load`] drives it over keep-alive HTTP/1.1
 //! connections ([`http`]) at fixed concurrency or a fixed rate, with signing roots shared across keys or
-//! unique to each; [`pg`] creates a fresh PostgreSQL database and counts transactions and check-function
-//! calls per slashing check; [`duty`] releases the duties of many keys at each slot start and times each
-//! burst; [`import`] measures signing latency while one Keymanager import adds keys to a signer with one
-//! HTTP worker. `main` runs the scenarios in order and renders the tables ([`report`]).
+//! unique to each; [`batch`] sends batches (`POST /api/v1/eth2/sign`) naming every load key with one
+//! ATTESTATION signing request; [`pg`] creates a fresh PostgreSQL database and counts transactions and
+//! check-function calls per slashing check; [`duty`] releases the duties of many keys at each slot start
+//! and times each burst; [`import`] measures signing latency while one Keymanager import adds keys to a
+//! signer with one HTTP worker. `main` runs the scenarios in order and renders the tables ([`report`]).
 
+mod batch;
 mod ceiling;
 mod duty;
 mod http;
@@ -71,13 +73,11 @@ pub struct Args {
     /// throughput).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// PostgreSQL URL of an existing database; a fresh database is created next to it.
-    #[arg(
-        long,
-        env = "FERROSIGNER_BENCH_PG_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
-    )]
-    pub pg_url: String,
+    /// PostgreSQL URL of a database on an existing server to use (a fresh database is created next to
+    /// it). Without it the PostgreSQL rows run on a private cluster started for the run
+    /// (/usr/lib/postgresql/*/bin/initdb, newest version), removed afterwards.
+    #[arg(long, env = "FERROSIGNER_BENCH_PG_URL")]
+    pub pg_url: Option<String>,
     /// Skip the PostgreSQL scenario.
     #[arg(long)]
     pub no_postgres: bool,
@@ -151,7 +151,12 @@ pub struct Scenario {
     pub rows: Vec<PhaseResult>,
     /// PostgreSQL statistics, for that backend.
     pub pg: Option<PgFigures>,
+    /// Batch signing phases (SQLite only).
+    pub batch: Vec<batch::BatchResult>,
 }
+
+/// Connections of the batch phases, one phase each (every connection keeps one batch in flight).
+pub const BATCH_CONNS: [usize; 2] = [2, 4];
 
 /// Round trips of the PostgreSQL scenario.
 #[derive(Debug, Clone, Copy)]
@@ -232,6 +237,11 @@ async fn load_scenario(
         extra.push(os("--slashing-protection-db-url"));
         extra.push(os(&db.url));
     }
+    // The batch phases run on the SQLite scenario's server, after its other phases.
+    let batches = backend == "SQLite" && slashing;
+    if batches {
+        extra.push(os("--enable-batch-signing"));
+    }
     let mut server = Server::spawn(&args.signer, &work_dir.join(&name), &extra)?;
     server
         .wait_healthy(Duration::from_secs(120), Duration::from_millis(20))
@@ -282,7 +292,7 @@ async fn load_scenario(
         let max = rows
             .iter()
             .find(|r| r.kind == shared && matches!(r.mode, Mode::Closed(64)))
-            .map_or(100.0, |r| r.throughput);
+            .map_or(100.0, |r| r.measured.throughput);
         let rate = args.rate.unwrap_or((max / 2.0).max(1.0));
         rows.push(
             load::run_phase(
@@ -295,6 +305,21 @@ async fn load_scenario(
             )
             .await?,
         );
+    }
+    let mut batch_rows = Vec::new();
+    if batches {
+        let ids = Arc::new(pubkeys.clone());
+        for conns in BATCH_CONNS {
+            let r = batch::run_phase(&server, &work, &ids, conns, times).await?;
+            if let Some(problem) = &r.first_problem {
+                eprintln!(
+                    "NOTICE: batch phase with {conns} connections: {} of {} identifiers in the window not signed; first problem seen: {problem}",
+                    r.errors,
+                    r.errors + r.signatures
+                );
+            }
+            batch_rows.push(r);
+        }
     }
     server.stop()?;
     let pg = match (pg_db, xact0) {
@@ -314,7 +339,37 @@ async fn load_scenario(
         slashing,
         rows,
         pg,
+        batch: batch_rows,
     })
+}
+
+/// The PostgreSQL server of the PostgreSQL rows: the one `--pg-url` names, else a private cluster
+/// started here (kept running until the returned guard is stopped or dropped). Returns the guard, the
+/// bench database created on the server, and a description of the server for the report.
+async fn postgres_server(
+    args: &Args,
+) -> anyhow::Result<(Option<pg::PrivateCluster>, pg::BenchDb, String)> {
+    if let Some(url) = &args.pg_url {
+        let db = pg::BenchDb::create(url).await?;
+        let what = format!(
+            "the existing server of `{}` (`--pg-url` / `FERROSIGNER_BENCH_PG_URL`)",
+            pg::redacted(url)
+        );
+        return Ok((None, db, what));
+    }
+    let Some(bin) = pg::server_binaries() else {
+        bail!(
+            "no --pg-url / FERROSIGNER_BENCH_PG_URL, and no PostgreSQL server binaries \
+             (/usr/lib/postgresql/*/bin/initdb) to start a private cluster with"
+        );
+    };
+    let cluster = tokio::task::spawn_blocking(move || pg::PrivateCluster::start(&bin))
+        .await
+        .context("the PostgreSQL start-up task failed")?
+        .context("cannot start a private PostgreSQL cluster")?;
+    let db = pg::BenchDb::create(&cluster.admin_url()).await?;
+    let what = cluster.describe();
+    Ok((Some(cluster), db, what))
 }
 
 fn has_key_cache_flag(signer: &Path) -> bool {
@@ -460,18 +515,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut scenarios = Vec::new();
     let mut pg_note = None;
+    let mut pg_server = None;
     if let Some(load_set) = &load_set {
         scenarios.push(load_scenario(&args, &work_dir, load_set, "SQLite", true, None).await?);
         if args.no_postgres {
             pg_note = Some("skipped (--no-postgres)".to_owned());
         } else {
-            match pg::BenchDb::create(&args.pg_url).await {
-                Ok(db) => {
+            match postgres_server(&args).await {
+                Ok((cluster, db, server)) => {
+                    eprintln!("load: PostgreSQL on {server}");
+                    pg_server = Some(server);
                     let s =
                         load_scenario(&args, &work_dir, load_set, "PostgreSQL", true, Some(&db))
                             .await;
                     let _ = db.drop_db().await;
+                    let stopped = cluster.map_or(Ok(()), |mut c| c.stop());
                     scenarios.push(s?);
+                    stopped.context("cannot stop the private PostgreSQL cluster")?;
                 }
                 Err(e) if ci => {
                     return Err(e.context("PostgreSQL is required under CI=true"));
@@ -547,6 +607,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ceiling: &ceiling,
         scenarios: &scenarios,
         pg_note: pg_note.as_deref(),
+        pg_server: pg_server.as_deref(),
         duty: duty.as_ref(),
         startup: startup.as_ref(),
         import: import.as_ref(),
@@ -565,5 +626,15 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(args))
+    rt.block_on(async {
+        // On Ctrl-C the run is dropped: its servers are killed and a private PostgreSQL cluster is
+        // stopped and removed on the way out.
+        tokio::select! {
+            result = run(args) => result,
+            signal = tokio::signal::ctrl_c() => {
+                signal.context("cannot listen for Ctrl-C")?;
+                bail!("interrupted");
+            }
+        }
+    })
 }

@@ -1,14 +1,15 @@
-//! The markdown report: machine, ceiling and floor, load (shared and unique roots), PostgreSQL round
-//! trips, slot duty bursts, start-up, the import phase, and the targets of DESIGN.md §4 as ratios from
-//! this one run.
+//! The markdown report: machine, ceiling and floor, load (shared and unique roots), batch signing,
+//! PostgreSQL round trips, slot duty bursts, start-up, the import phase, and the targets of DESIGN.md §4
+//! as ratios from this one run.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::batch::BatchResult;
 use crate::ceiling::Ceiling;
 use crate::duty::{self, Burst, DutyResult};
 use crate::import::{ImportResult, TARGET_P99_MS};
-use crate::load::{Kind, Mode, PhaseResult, Roots};
+use crate::load::{Kind, Measured, Mode, PhaseResult, Roots};
 use crate::{Args, Scenario, Startup};
 
 /// Start marker of the generated part of the markdown file.
@@ -26,6 +27,8 @@ pub struct Input<'a> {
     pub scenarios: &'a [Scenario],
     /// Why the PostgreSQL scenario is missing, if it is.
     pub pg_note: Option<&'a str>,
+    /// The PostgreSQL server the scenario ran on, when it ran.
+    pub pg_server: Option<&'a str>,
     /// Slot duty bursts, unless skipped.
     pub duty: Option<&'a DutyResult>,
     /// Start-up and memory, unless skipped.
@@ -176,6 +179,9 @@ pub fn render(input: &Input<'_>) -> String {
         input.args.warmup().as_secs_f64(),
         input.args.load_keys
     );
+    if let Some(server) = input.pg_server {
+        let _ = writeln!(md, "PostgreSQL rows: {server}.\n");
+    }
 
     let _ = writeln!(md, "### Ceiling (step 1, in-process)\n");
     let _ = writeln!(md, "| measure | value |\n|---|---|");
@@ -312,37 +318,37 @@ pub fn render(input: &Input<'_>) -> String {
     let shared = Kind::Attestation(Roots::Shared);
     let unique = Kind::Attestation(Roots::Unique);
     if let Some(r) = find(input.scenarios, "SQLite", shared, Some(64)) {
-        let ratio = r.server_cpu_us / c.sign_us;
+        let ratio = r.measured.server_cpu_us / c.sign_us;
         let _ = writeln!(
             md,
             "| server CPU per signed ATTESTATION, shared roots (SQLite, c=64) | ≤ {} × raw sign (floor {} ×) | {} × ({} µs; {} × floor) | {} |",
             target::CPU_SHARED,
             f(c.floor_ratio(), 2),
             f(ratio, 2),
-            f(r.server_cpu_us, 0),
-            f(r.server_cpu_us / c.floor_us, 2),
+            f(r.measured.server_cpu_us, 0),
+            f(r.measured.server_cpu_us / c.floor_us, 2),
             verdict(ratio <= target::CPU_SHARED)
         );
     }
     if let Some(r) = find(input.scenarios, "SQLite", unique, Some(64)) {
-        let ratio = r.server_cpu_us / c.sign_us;
+        let ratio = r.measured.server_cpu_us / c.sign_us;
         let _ = writeln!(
             md,
             "| server CPU per signed ATTESTATION, unique roots (SQLite, c=64) | ≤ {} × raw sign | {} × ({} µs) | {} |",
             target::CPU_UNIQUE,
             f(ratio, 2),
-            f(r.server_cpu_us, 0),
+            f(r.measured.server_cpu_us, 0),
             verdict(ratio <= target::CPU_UNIQUE)
         );
     }
     if let Some(r) = find(input.scenarios, "SQLite", shared, Some(64)) {
-        let ratio = r.throughput / c.rate_for(c.cores);
+        let ratio = r.measured.throughput / c.rate_for(c.cores);
         let _ = writeln!(
             md,
             "| HTTP throughput, shared roots, c=64 (SQLite) | ≥ {} × cores × raw sign rate | {} × ({} /s) | {} |",
             target::THROUGHPUT_SHARED,
             f(ratio, 2),
-            f(r.throughput, 0),
+            f(r.measured.throughput, 0),
             verdict(ratio >= target::THROUGHPUT_SHARED)
         );
     }
@@ -352,8 +358,8 @@ pub fn render(input: &Input<'_>) -> String {
             "| p99 latency at half the maximum rate (shared roots, SQLite, {}) | ≤ {} ms | {} ms | {} |",
             r.mode.label(),
             target::P99_HALF_RATE_MS,
-            f(r.p99_ms, 2),
-            verdict(r.p99_ms <= target::P99_HALF_RATE_MS)
+            f(r.measured.p99_ms, 2),
+            verdict(r.measured.p99_ms <= target::P99_HALF_RATE_MS)
         );
     }
     if let Some(d) = input.duty {
@@ -429,8 +435,24 @@ pub fn render(input: &Input<'_>) -> String {
         let _ = writeln!(
             md,
             "| slashing on (SQLite) vs off, shared roots, c=64 | (informative) | throughput {} ×, CPU/req {} × | |",
-            f(on.throughput / off.throughput, 2),
-            f(on.server_cpu_us / off.server_cpu_us, 2)
+            f(on.measured.throughput / off.measured.throughput, 2),
+            f(on.measured.server_cpu_us / off.measured.server_cpu_us, 2)
+        );
+    }
+    let batch = input
+        .scenarios
+        .iter()
+        .filter(|s| s.backend == "SQLite")
+        .flat_map(|s| s.batch.iter())
+        .max_by_key(|b| b.conns);
+    if let (Some(b), Some(single)) = (batch, on) {
+        let _ = writeln!(
+            md,
+            "| batch signing ({} connections × {} keys, SQLite) vs single requests, shared roots, c=64 | (informative) | signatures/s {} ×, CPU/sig {} × | |",
+            b.conns,
+            b.identifiers,
+            f(b.measured.throughput / single.measured.throughput, 2),
+            f(b.measured.server_cpu_us / single.measured.server_cpu_us, 2)
         );
     }
     let _ = write!(md, "{END}");
@@ -466,7 +488,7 @@ fn load_sections(md: &mut String, input: &Input<'_>, pg: Option<crate::PgFigures
         for r in &s.rows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}% | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.backend,
                 if s.slashing { "on" } else { "off" },
                 r.kind.name(),
@@ -474,18 +496,7 @@ fn load_sections(md: &mut String, input: &Input<'_>, pg: Option<crate::PgFigures
                 r.mode.label(),
                 r.requests,
                 r.non_ok,
-                f(r.throughput, 0),
-                f(r.throughput / c.rate_for(threads(r.mode)), 2),
-                f(r.p50_ms, 2),
-                f(r.p99_ms, 2),
-                f(r.max_ms, 1),
-                f(r.server_cpu_us, 0),
-                f(r.server_cpu_us / c.sign_us, 2),
-                f(r.server_cpu_us / c.floor_us, 2),
-                f(r.client_cpu_us, 0),
-                f(r.server_rss_mib, 1),
-                f(r.other_cpu_share * 100.0, 0),
-                f(r.history_per_key, 0),
+                measured_cells(c, &r.measured, c.rate_for(threads(r.mode))),
             );
         }
     }
@@ -495,6 +506,8 @@ fn load_sections(md: &mut String, input: &Input<'_>, pg: Option<crate::PgFigures
             "| PostgreSQL | on | – | – | – | {note} | | | | | | | | | | | | | |"
         );
     }
+
+    batch_section(md, c, input.scenarios);
 
     let profiled: Vec<(&Scenario, &PhaseResult, &crate::profile::Profile)> = input
         .scenarios
@@ -523,7 +536,7 @@ fn load_sections(md: &mut String, input: &Input<'_>, pg: Option<crate::PgFigures
                 r.kind.name(),
                 r.kind.roots().label(),
                 r.mode.label(),
-                f(r.server_cpu_us, 0)
+                f(r.measured.server_cpu_us, 0)
             );
             let _ = writeln!(
                 md,
@@ -535,7 +548,7 @@ fn load_sections(md: &mut String, input: &Input<'_>, pg: Option<crate::PgFigures
                     "| {name} | {}% | {}% | {} |",
                     f(share * 100.0, 1),
                     f(kernel * 100.0, 1),
-                    f(share * r.server_cpu_us, 0)
+                    f(share * r.measured.server_cpu_us, 0)
                 );
             }
             let _ = writeln!(
@@ -583,6 +596,73 @@ fn load_sections(md: &mut String, input: &Input<'_>, pg: Option<crate::PgFigures
         None => {
             let _ = writeln!(md, "{}", input.pg_note.unwrap_or("not measured"));
         }
+    }
+}
+
+/// The cells a load row and a batch row share, `|`-separated: throughput, as a ratio to `ceiling_rate`,
+/// latency p50/p99/max, server CPU per answer (signature) and as ratios to a raw sign and the floor,
+/// client CPU, server RSS, other CPU and the slashing history per key.
+fn measured_cells(c: &Ceiling, m: &Measured, ceiling_rate: f64) -> String {
+    [
+        f(m.throughput, 0),
+        f(m.throughput / ceiling_rate, 2),
+        f(m.p50_ms, 2),
+        f(m.p99_ms, 2),
+        f(m.max_ms, 1),
+        f(m.server_cpu_us, 0),
+        f(m.server_cpu_us / c.sign_us, 2),
+        f(m.server_cpu_us / c.floor_us, 2),
+        f(m.client_cpu_us, 0),
+        f(m.server_rss_mib, 1),
+        format!("{}%", f(m.other_cpu_share * 100.0, 0)),
+        f(m.history_per_key, 0),
+    ]
+    .join(" | ")
+}
+
+/// The batch signing phases of the scenarios that ran them.
+fn batch_section(md: &mut String, c: &Ceiling, scenarios: &[Scenario]) {
+    let rows: Vec<(&Scenario, &BatchResult)> = scenarios
+        .iter()
+        .flat_map(|s| s.batch.iter().map(move |b| (s, b)))
+        .collect();
+    let Some((_, first)) = rows.first() else {
+        return;
+    };
+    let _ = writeln!(md, "\n### Batch signing (`POST /api/v1/eth2/sign`)\n");
+    let _ = writeln!(
+        md,
+        "The same server and keys as the SQLite rows above, started with `--enable-batch-signing`, after its other \
+         phases. Every batch names all {} keys and carries one ATTESTATION signing request (the shared roots' \
+         AttestationData, a new, higher source/target for every key in each batch, so slashing protection records \
+         a row per key, in one transaction per batch); each connection sends its next batch when the previous one \
+         is answered. errors = identifiers not signed (error elements, missing elements, every identifier of a \
+         batch not answered 200); latency is per batch; × ceiling = signatures per second / (cores × raw sign \
+         rate per core); × raw sign and × floor = server CPU per signature / one raw sign or one floor sign \
+         (step 1).\n",
+        first.identifiers
+    );
+    let _ = writeln!(
+        md,
+        "| backend | connections | identifiers/batch | batches | non-200 | signatures | errors | signatures /s | × ceiling | batch p50 ms | p99 ms | max ms | server CPU µs/sig | × raw sign | × floor | client CPU µs/sig | server RSS MiB | other CPU | history/key |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (s, b) in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.backend,
+            b.conns,
+            b.identifiers,
+            b.batches,
+            b.non_ok_batches,
+            b.signatures,
+            b.errors,
+            measured_cells(c, &b.measured, c.rate_for(c.cores)),
+        );
     }
 }
 

@@ -111,6 +111,24 @@ fn quick_run_writes_every_table() {
         assert_eq!(cells.get(7), Some(&"0"), "non-200 answers in {line}");
         assert_ne!(cells.get(6), Some(&"0"), "no requests in {line}");
     }
+    // every batch was answered 200 with a signature for each of the 64 identifiers
+    let batch_header =
+        "| backend | connections | identifiers/batch | batches | non-200 | signatures | errors |";
+    assert!(md.contains(batch_header), "no batch table in:\n{md}");
+    for conns in [2, 4] {
+        let prefix = format!("| SQLite | {conns} | 64 | ");
+        let line = md
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no batch row with {conns} connections in:\n{md}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let batches: u64 = cells[4].parse().expect("batches");
+        let signatures: u64 = cells[6].parse().expect("signatures");
+        assert!(batches > 0, "no batches in {line}");
+        assert_eq!(cells[5], "0", "non-200 batches in {line}");
+        assert_eq!(cells[7], "0", "identifiers not signed in {line}");
+        assert_eq!(signatures, batches * 64, "{line}");
+    }
     // the signing load of the import phase was answered 200 throughout
     for line in md.lines().filter(|l| {
         l.starts_with("| without an import |") || l.starts_with("| during the import |")
@@ -128,6 +146,7 @@ fn quick_run_writes_every_table() {
             md.contains("| PostgreSQL round trips per slashing check | 1 |"),
             "{md}"
         );
+        assert!(md.contains("PostgreSQL rows: "), "{md}");
     } else {
         assert!(
             stderr.contains("NOTICE: PostgreSQL scenario skipped"),

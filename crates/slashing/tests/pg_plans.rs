@@ -6,7 +6,9 @@
 //! the tests plan the checks on small tables first, then give every validator a long history, and look at
 //! the plans of the next checks on the same connection, in each plan-cache mode; and once more with fresh
 //! statistics. `auto_explain` sends the plan of every statement nested in `fs_check_attestation` /
-//! `fs_check_block` as a NOTICE to the calling connection; the tests read them from there.
+//! `fs_check_block` as a NOTICE to the calling connection; the tests read them from there. The batch
+//! check (`SlashingDb::check_attestations`: one statement that runs `fs_check_attestation` for every key
+//! of a batch) runs as the signer runs it, one prepared statement reused on the connection.
 
 mod common;
 
@@ -14,6 +16,7 @@ use common::{GVR, PgDatabase, pk, root};
 use ferrosigner_slashing::SlashingDb;
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use tokio_postgres::Statement;
 
 /// Records per validator, and validators, when the plans are looked at.
 const HISTORY: i64 = 4_000;
@@ -85,23 +88,43 @@ fn assert_narrow(plan: &str, table: &str, scenario: &str) {
     );
 }
 
+/// The statement of `SlashingDb::check_attestations` (crates/slashing/src/postgres.rs), as the signer
+/// sends it; [`batch_statement_is_the_signers`] keeps the two the same.
+const BATCH_CHECK: &str = "SELECT c.o_code, c.o_a, c.o_b, c.o_root \
+     FROM unnest($2::bytea[]) WITH ORDINALITY AS k(pubkey, ord) \
+     CROSS JOIN LATERAL fs_check_attestation($1, k.pubkey, $3, $4, $5) AS c \
+     ORDER BY k.ord";
+
 /// Which check a scenario runs.
 #[derive(Clone, Copy)]
 enum Check {
     Attestation,
     Block,
+    /// The batch check of all `VALIDATORS` at once.
+    Batch,
 }
 
 impl Check {
     fn table(self) -> &'static str {
         match self {
-            Check::Attestation => "signed_attestations",
+            Check::Attestation | Check::Batch => "signed_attestations",
             Check::Block => "signed_blocks",
         }
     }
 
-    /// Runs the check for validator `v` at epoch/slot `at` on `client`; asserts it is recorded.
-    async fn run(self, client: &tokio_postgres::Client, v: u64, at: i64) {
+    /// Lookups (plans) of one run: three per attestation check (double vote, surrounded, surrounding),
+    /// one per block check (the slot).
+    fn lookups_per_run(self) -> usize {
+        match self {
+            Check::Attestation => 3,
+            Check::Block => 1,
+            Check::Batch => 3 * VALIDATORS as usize,
+        }
+    }
+
+    /// Runs the check for validator `v` (a batch: every validator) at epoch/slot `at` on `client`, the
+    /// batch through `batch` (`BATCH_CHECK` prepared on `client`); asserts it is recorded.
+    async fn run(self, client: &tokio_postgres::Client, batch: &Statement, v: u64, at: i64) {
         let gvr = GVR.to_vec();
         let pubkey = pk(v).to_vec();
         let root = root(2).to_vec();
@@ -120,6 +143,18 @@ impl Check {
                 )
                 .await
                 .expect("check"),
+            Check::Batch => {
+                let keys: Vec<Vec<u8>> = (0..VALIDATORS).map(|v| pk(v).to_vec()).collect();
+                let rows = client
+                    .query(batch, &[&gvr, &keys, &(at - 1), &at, &root])
+                    .await
+                    .expect("batch check");
+                assert_eq!(rows.len(), VALIDATORS as usize, "one verdict per key");
+                for row in &rows {
+                    assert_eq!(row.get::<_, i16>(0), 0, "the message is new and safe");
+                }
+                return;
+            }
         };
         assert_eq!(row.get::<_, i16>(0), 0, "the message is new and safe");
     }
@@ -159,10 +194,16 @@ async fn scenario(check: Check, mode: &str, analyze: bool) {
         .batch_execute(&format!("SET plan_cache_mode = {mode}"))
         .await
         .expect("plan mode");
+    let batch = client
+        .prepare(BATCH_CHECK)
+        .await
+        .expect("prepare the batch check");
     if !analyze {
         // Enough calls for PL/pgSQL to settle on its plans while the tables are nearly empty.
         for i in 0..8 {
-            check.run(&client, i % VALIDATORS, 2 + i as i64).await;
+            check
+                .run(&client, &batch, i % VALIDATORS, 2 + i as i64)
+                .await;
         }
         lookups_on(&mut rx, check.table());
     }
@@ -193,17 +234,23 @@ async fn scenario(check: Check, mode: &str, analyze: bool) {
 
     for i in 0..8 {
         check
-            .run(&client, i % VALIDATORS, first + HISTORY + 10 + i as i64)
+            .run(
+                &client,
+                &batch,
+                i % VALIDATORS,
+                first + HISTORY + 10 + i as i64,
+            )
             .await;
     }
     let plans = lookups_on(&mut rx, check.table());
-    let per_check = match check {
-        Check::Attestation => 3, // double vote, surrounded, surrounding
-        Check::Block => 1,       // the slot
-    };
     let name = format!(
-        "{} in {mode}, {}",
+        "{}{} in {mode}, {}",
         check.table(),
+        if matches!(check, Check::Batch) {
+            " (batch check)"
+        } else {
+            ""
+        },
         if analyze {
             "fresh statistics"
         } else {
@@ -212,7 +259,7 @@ async fn scenario(check: Check, mode: &str, analyze: bool) {
     );
     assert_eq!(
         plans.len(),
-        8 * per_check,
+        8 * check.lookups_per_run(),
         "{name}: expected the plan of every lookup"
     );
     for plan in &plans {
@@ -237,4 +284,41 @@ async fn block_checks_probe_one_index_entry() {
         scenario(Check::Block, mode, false).await;
         scenario(Check::Block, mode, true).await;
     }
+}
+
+/// Batch attestation checks (one statement for all the keys of a batch): every key's double-vote lookup
+/// and both surround searches stay on their narrow index ranges, as in the single check, whichever plan
+/// PostgreSQL caches for the statement and for the check function it calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_attestation_checks_walk_the_narrow_index_range() {
+    for mode in MODES {
+        scenario(Check::Batch, mode, false).await;
+        scenario(Check::Batch, mode, true).await;
+    }
+}
+
+/// The source text with Rust's string-continuation escapes (`\` at a line end and the next line's
+/// leading whitespace) removed, so that a statement written over several lines reads as one string.
+fn without_continuations(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(i) = rest.find("\\\n") {
+        out.push_str(&rest[..i]);
+        rest = rest[i + 2..].trim_start();
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The batch plans above are those of the signer's statement: `BATCH_CHECK` is, character for
+/// character, the statement `SlashingDb::check_attestations` prepares.
+#[test]
+fn batch_statement_is_the_signers() {
+    let source = without_continuations(include_str!("../src/postgres.rs"));
+    let statement = format!("\"{BATCH_CHECK}\"");
+    assert!(
+        source.contains(&statement),
+        "crates/slashing/src/postgres.rs no longer prepares {statement}: update BATCH_CHECK (and check the \
+         plans of the statement it now sends)"
+    );
 }
