@@ -1,6 +1,8 @@
 //! SQLite store: one writer thread owns the connection and group-commits.
 //!
-//! Requests are closures sent over a channel. The writer takes every pending request, opens one
+//! Requests are closures sent over a channel. The writer takes every pending request (under
+//! concurrent load also those that follow within a quarter of a millisecond, for at most one
+//! millisecond, so that one commit serves many; a lone request is never held back), opens one
 //! `BEGIN IMMEDIATE` transaction, runs each request in order inside its own savepoint (a refused
 //! or failed request rolls back only itself), commits once (WAL, `synchronous=FULL`, so the commit
 //! is on disk), and only then answers each request through its oneshot channel. If the commit
@@ -20,6 +22,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -40,6 +43,10 @@ const SCHEMA: [&str; 2] = [
 const SCHEMA_VERSION: i64 = SCHEMA.len() as i64;
 /// At most this many requests share one transaction.
 const MAX_BATCH: usize = 4096;
+/// Under concurrent load, the writer waits this long for another request before committing.
+const LINGER_GAP: Duration = Duration::from_micros(250);
+/// Under concurrent load, the writer holds a batch open at most this long.
+const LINGER_MAX: Duration = Duration::from_millis(1);
 /// At most this many requests wait for the writer; more get [`Error::Busy`].
 pub const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
@@ -193,6 +200,15 @@ fn open_connection(path: &str) -> Result<Connection, Error> {
         "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
     )
     .map_err(open_err)?;
+    // Plans that do not depend on bound values: without this, SQLite re-prepares a check's range
+    // queries whenever their epochs are bound anew (a parse and plan per query, per check).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(open_err)?;
+    // Room for every statement a check runs, savepoints included, so none is parsed twice.
+    conn.set_prepared_statement_cache_capacity(64);
     check_integrity(&conn).map_err(|problem| Error::Open(corrupted(path, &problem)))?;
     migrate(&conn).map_err(|e| Error::Open(format!("{path}: {e}")))?;
     Ok(conn)
@@ -261,15 +277,39 @@ fn migrate(conn: &Connection) -> Result<(), Error> {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
+/// Takes `first` and every request already waiting; when requests are arriving concurrently (this
+/// batch or the previous one found more than one), also those that follow within [`LINGER_GAP`] of
+/// each other, for at most [`LINGER_MAX`] in all, so that one commit (and its fsync) serves many.
+/// A lone request (one client at a time) is never held back.
+fn collect(rx: &mpsc::Receiver<Job>, first: Job, previous: usize) -> Vec<Job> {
+    let start = Instant::now();
+    let mut jobs = vec![first];
+    jobs.extend(rx.try_iter().take(MAX_BATCH - 1));
+    if jobs.len() < 2 && previous < 2 {
+        return jobs;
+    }
+    while jobs.len() < MAX_BATCH {
+        let left = LINGER_MAX.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            break;
         }
+        match rx.recv_timeout(LINGER_GAP.min(left)) {
+            Ok(job) => {
+                jobs.push(job);
+                let room = MAX_BATCH - jobs.len();
+                jobs.extend(rx.try_iter().take(room));
+            }
+            Err(_) => break,
+        }
+    }
+    jobs
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    let mut previous = 0;
+    while let Ok(first) = rx.recv() {
+        let jobs = collect(&rx, first, previous);
+        previous = jobs.len();
         let failed = conn.execute_batch("BEGIN IMMEDIATE").err().map(db_err);
         let began = failed.is_none();
         let batch = Batch {
@@ -301,24 +341,33 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
 }
 
 impl Batch<'_> {
+    /// Runs one statement through the statement cache (parsed once per connection).
+    fn execute(&self, sql: &str) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
     /// Runs `f` inside a savepoint of the batch transaction.
     fn run<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        self.conn.execute_batch("SAVEPOINT job").map_err(db_err)?;
+        self.execute("SAVEPOINT job")?;
         match f(self.conn) {
-            Ok(v) => match self.conn.execute_batch("RELEASE job") {
+            Ok(v) => match self.execute("RELEASE job") {
                 Ok(()) => Ok(v),
                 Err(e) => {
                     self.poisoned.set(true);
-                    Err(db_err(e))
+                    Err(e)
                 }
             },
             Err(e) => {
                 if self
-                    .conn
-                    .execute_batch("ROLLBACK TO job; RELEASE job")
+                    .execute("ROLLBACK TO job")
+                    .and_then(|()| self.execute("RELEASE job"))
                     .is_err()
                 {
                     self.poisoned.set(true);
@@ -1097,5 +1146,34 @@ mod plan_tests {
             surrounds.contains("signed_attestations_source (validator_id=? AND source_epoch>?)"),
             "{surrounds}"
         );
+    }
+}
+
+#[cfg(test)]
+mod collect_tests {
+    use super::*;
+
+    fn job() -> Job {
+        let (tx, _rx) = oneshot::channel::<Result<(), Error>>();
+        Box::new(Call {
+            f: |_: &Connection| Ok(()),
+            answer: tx,
+        })
+    }
+
+    #[test]
+    fn a_batch_takes_every_waiting_request_up_to_the_bound() {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+        for _ in 0..3 {
+            tx.send(job()).unwrap();
+        }
+        assert_eq!(collect(&rx, job(), 0).len(), 4);
+        for _ in 0..MAX_BATCH + 5 {
+            tx.send(job()).unwrap();
+        }
+        assert_eq!(collect(&rx, job(), 4).len(), MAX_BATCH);
+        // The rest is the next batch's; lingering on an empty queue ends by itself.
+        assert_eq!(collect(&rx, job(), MAX_BATCH).len(), 7);
+        assert_eq!(collect(&rx, job(), 7).len(), 1);
     }
 }
