@@ -2,7 +2,7 @@
 //!
 //! Requests are closures sent over a channel. The writer takes every pending request (under
 //! concurrent load also those that follow within a quarter of a millisecond, for at most one
-//! millisecond, so that one commit serves many; a lone request is never held back), opens one
+//! millisecond, so that one commit serves many; one client at a time is never held back), opens one
 //! `BEGIN IMMEDIATE` transaction, runs each request in order inside its own savepoint (a refused
 //! or failed request rolls back only itself), commits once (WAL, `synchronous=FULL`, so the commit
 //! is on disk), and only then answers each request through its oneshot channel. If the commit
@@ -280,7 +280,8 @@ fn migrate(conn: &Connection) -> Result<(), Error> {
 /// Takes `first` and every request already waiting; when requests are arriving concurrently (this
 /// batch or the previous one found more than one), also those that follow within [`LINGER_GAP`] of
 /// each other, for at most [`LINGER_MAX`] in all, so that one commit (and its fsync) serves many.
-/// A lone request (one client at a time) is never held back.
+/// With one client at a time every batch holds one request, so none is held back; the first lone
+/// request after concurrent load waits at most one gap.
 fn collect(rx: &mpsc::Receiver<Job>, first: Job, previous: usize) -> Vec<Job> {
     let start = Instant::now();
     let mut jobs = vec![first];
