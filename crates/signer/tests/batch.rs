@@ -40,18 +40,7 @@ async fn post_raw(signer: &TestSigner, body: Vec<u8>) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let text = response.text().await.unwrap();
-    assert!(
-        content_type.starts_with("application/json"),
-        "status {status}, {content_type}: {text}"
-    );
-    (status, serde_json::from_str(&text).unwrap())
+    common::json_answer(response).await
 }
 
 /// The signing root the signer signs for `request` on `network`.
@@ -480,28 +469,14 @@ async fn a_batch_larger_than_the_concurrency_limit_runs_alone() {
 /// A sign request whose head was sent (asking for `100 Continue`) and whose body never comes: once
 /// this returns, the server holds one concurrency permit for it until the connection closes.
 async fn hold_a_permit(addr: std::net::SocketAddr, pubkey: &str) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "POST /api/v1/eth2/sign/{pubkey} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
          Content-Length: 100\r\nExpect: 100-continue\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let mut interim = Vec::new();
-    let mut byte = [0u8; 1];
-    while !interim.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            stream.read(&mut byte).await.unwrap(),
-            1,
-            "closed before 100 Continue"
-        );
-        interim.push(byte[0]);
-    }
-    assert!(
-        interim.starts_with(b"HTTP/1.1 100"),
-        "{}",
-        String::from_utf8_lossy(&interim)
-    );
+    common::read_continue(&mut stream).await;
     stream
 }
 

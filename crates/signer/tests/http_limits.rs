@@ -131,21 +131,7 @@ impl Stalled {
             .write_all(sign_head(pubkey, body.len(), "Expect: 100-continue\r\n").as_bytes())
             .await
             .unwrap();
-        let mut interim = Vec::new();
-        let mut byte = [0u8; 1];
-        while !interim.ends_with(b"\r\n\r\n") {
-            assert_eq!(
-                stream.read(&mut byte).await.unwrap(),
-                1,
-                "closed before 100 Continue"
-            );
-            interim.push(byte[0]);
-        }
-        assert!(
-            interim.starts_with(b"HTTP/1.1 100"),
-            "{}",
-            String::from_utf8_lossy(&interim)
-        );
+        common::read_continue(&mut stream).await;
         stream.write_all(&body[..half]).await.unwrap();
         Stalled {
             stream,

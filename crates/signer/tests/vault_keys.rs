@@ -50,6 +50,28 @@ fn vault_failures(running: &Running) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Starts a signer in `dir/data` on the bulk Vault source at `address` (folder `validators`), with
+/// `token` in a token file and `extra` arguments.
+async fn start_on_vault(
+    dir: &std::path::Path,
+    address: &str,
+    token: &str,
+    extra: &[&str],
+) -> Running {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let mut args = vec![
+        "--vault-address",
+        address,
+        "--vault-kv-path",
+        "validators",
+        "--vault-token-file",
+        token_file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    start(&dir.join("data"), &args).await
+}
+
 fn sorted_hex(keys: &[SecretKey]) -> Vec<String> {
     let mut hex: Vec<String> = keys.iter().map(|k| k.public_key().to_hex()).collect();
     hex.sort();
@@ -80,21 +102,12 @@ async fn the_bulk_source_loads_every_key_under_its_folder_and_reload_follows_vau
         .await;
 
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("{}\n", bao.token)).unwrap();
     let address = bao.url();
-    let running = start(
-        &dir.path().join("data"),
-        &[
-            "--vault-address",
-            &address,
-            "--vault-kv-path",
-            "validators",
-            "--vault-token-file",
-            token_file.to_str().unwrap(),
-            "--vault-parallelism",
-            "16",
-        ],
+    let running = start_on_vault(
+        dir.path(),
+        &address,
+        &bao.token,
+        &["--vault-parallelism", "16"],
     )
     .await;
 
@@ -200,22 +213,9 @@ async fn a_wrong_token_loads_nothing_and_says_why() {
     bao.put_secret("validators/k", json!({ "value": key_hex(&random_key()) }))
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "wrong-token-0123456789").unwrap();
     let address = bao.url();
     let started = std::time::Instant::now();
-    let running = start(
-        &dir.path().join("data"),
-        &[
-            "--vault-address",
-            &address,
-            "--vault-kv-path",
-            "validators",
-            "--vault-token-file",
-            token_file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let running = start_on_vault(dir.path(), &address, "wrong-token-0123456789", &[]).await;
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
         "a refused token is not retried"
@@ -240,22 +240,13 @@ async fn a_wrong_token_loads_nothing_and_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vault_that_does_not_answer_is_retried_then_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "some-token").unwrap();
     let address = format!("http://127.0.0.1:{}", common::free_port());
     let started = std::time::Instant::now();
-    let running = start(
-        &dir.path().join("data"),
-        &[
-            "--vault-address",
-            &address,
-            "--vault-kv-path",
-            "validators",
-            "--vault-token-file",
-            token_file.to_str().unwrap(),
-            "--vault-timeout-ms",
-            "500",
-        ],
+    let running = start_on_vault(
+        dir.path(),
+        &address,
+        "some-token",
+        &["--vault-timeout-ms", "500"],
     )
     .await;
     let elapsed = started.elapsed();

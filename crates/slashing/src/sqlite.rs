@@ -1130,6 +1130,31 @@ mod plan_tests {
         rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
     }
 
+    /// A check's queries keep their prepared plans when new epochs are bound: the bundled SQLite
+    /// (built with STAT4) would otherwise re-plan the range queries on every check.
+    #[test]
+    fn checks_do_not_re_prepare_their_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reprepare.sqlite");
+        let conn = open_connection(path.to_str().unwrap()).unwrap();
+        let gvr = [7; 32];
+        for v in 0..4u8 {
+            for epoch in 1..200u64 {
+                check_attestation_tx(&conn, gvr, &[v; 48], epoch - 1, epoch, [epoch as u8; 32])
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+        for sql in [AT_TARGET, SURROUNDED_BY_EXISTING, SURROUNDS_EXISTING] {
+            let st = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                st.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
+        }
+    }
+
     /// The surround searches must use the index whose range is narrow, never scan the whole history.
     #[test]
     fn surround_searches_walk_the_narrow_index_range() {

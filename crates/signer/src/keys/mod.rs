@@ -443,12 +443,7 @@ impl Keyring {
     }
 
     fn fail_load(&self, failure: LoadFailure) {
-        tracing::error!(
-            file = %failure.file.display(),
-            document = ?failure.document,
-            reason = %failure.reason,
-            "key not loaded"
-        );
+        failure.log("key not loaded");
         self.update_load(|s| {
             s.done += 1;
             s.failures.push(failure);
@@ -1094,12 +1089,7 @@ impl Keyring {
         }
         let errors: Vec<String> = failures.iter().map(ToString::to_string).collect();
         for failure in &failures {
-            tracing::error!(
-                file = %failure.file.display(),
-                document = ?failure.document,
-                reason = %failure.reason,
-                "key not loaded by the reload"
-            );
+            failure.log("key not loaded by the reload");
         }
         self.update_load(|s| {
             s.failures.retain(|f| f.kind == SourceKind::Managed);

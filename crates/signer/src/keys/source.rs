@@ -64,6 +64,16 @@ impl LoadFailure {
             reason: reason.into(),
         }
     }
+
+    /// Logs the failure as an error, `message` saying when it happened.
+    pub fn log(&self, message: &str) {
+        tracing::error!(
+            file = %self.file.display(),
+            document = ?self.document,
+            reason = %self.reason,
+            "{message}"
+        );
+    }
 }
 
 impl std::fmt::Display for LoadFailure {

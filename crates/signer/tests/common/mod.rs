@@ -189,22 +189,46 @@ impl TestSigner {
             .send()
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = response.text().await.unwrap();
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
-        assert!(
-            content_type
-                .unwrap_or_default()
-                .starts_with("application/json"),
-            "status {status}"
-        );
-        (status, json)
+        json_answer(response).await
     }
+}
+
+/// The status and JSON body of `response`, which must say `Content-Type: application/json`.
+pub async fn json_answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    assert!(
+        content_type.starts_with("application/json"),
+        "status {status}, {content_type}: {text}"
+    );
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
+    (status, json)
+}
+
+/// Reads the interim `HTTP/1.1 100 Continue` answer (through its blank line) from `stream`.
+pub async fn read_continue(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "closed before 100 Continue"
+        );
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
 }
 
 /// A fresh PostgreSQL database for this test, or `None` (with a loud notice) when PostgreSQL is unavailable
